@@ -1,0 +1,112 @@
+#include "cpu/copy.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "core/philox.h"
+#include "cpu/strided.h"
+
+namespace tessera::cpu {
+
+namespace {
+template <typename S, typename D>
+void copy_typed(const TensorRef& src, const TensorRef& dst) {
+  const S* s = src.data<S>();
+  D* d = dst.data<D>();
+  for_each_row<2>({&src, &dst}, [&](const int64_t* off, int64_t n, const int64_t* st) {
+    const S* sp = s + off[0];
+    D* dp = d + off[1];
+    if (st[0] == 1 && st[1] == 1) {
+      if constexpr (std::is_same_v<S, D>) {
+        std::memcpy(dp, sp, n * sizeof(S));
+      } else {
+        for (int64_t i = 0; i < n; ++i) dp[i] = (D)sp[i];
+      }
+    } else {
+      for (int64_t i = 0; i < n; ++i) dp[i * st[1]] = (D)sp[i * st[0]];
+    }
+  });
+}
+}  // namespace
+
+void copy(OpCall& c) {
+  c.expect_count(2, 0);
+  c.expect_same_shape(0, 1, "src", "dst");
+  const TensorRef &src = c.t(0), &dst = c.t(1);
+  dispatch_all(src.dtype, c.op, [&](auto tag_S) { using S = decltype(tag_S); dispatch_all(dst.dtype, c.op, [&](auto tag_D) { using D = decltype(tag_D); copy_typed<S, D>(src, dst); }); });
+}
+
+void fill(OpCall& c) {
+  c.expect_count(1, 1);
+  const TensorRef& out = c.t(0);
+  double v = c.s(0);
+  if (out.dtype == DType::I32)
+    TS_CHECK(std::isfinite(v) && v >= -2147483648.0 && v <= 2147483647.0, c.op, ": value ", v,
+             " does not fit in int32");
+  dispatch_all(out.dtype, c.op, [&](auto tag_T) { using T = decltype(tag_T); 
+    T* p = out.data<T>();
+    T val = (T)v;
+    for_each_row<1>({&out}, [&](const int64_t* off, int64_t n, const int64_t* st) {
+      for (int64_t i = 0; i < n; ++i) p[off[0] + i * st[0]] = val;
+    });
+   });
+}
+
+void arange(OpCall& c) {
+  c.expect_count(1, 2);
+  c.expect_ndim(0, 1, "out");
+  const TensorRef& out = c.t(0);
+  double start = c.s(0), step = c.s(1);
+  dispatch_all(out.dtype, c.op, [&](auto tag_T) { using T = decltype(tag_T); 
+    T* p = out.data<T>();
+    const int64_t n = out.shape[0], st = out.strides[0];
+    for (int64_t i = 0; i < n; ++i) p[i * st] = (T)(start + (double)i * step);
+   });
+}
+
+namespace {
+uint64_t seed_arg(const OpCall& c, size_t i) {
+  double v = c.s(i);
+  TS_CHECK(std::isfinite(v) && v >= 0 && v < 9007199254740992.0 && v == std::floor(v), c.op,
+           ": seed/offset must be a non-negative integer below 2^53, got ", v);
+  return (uint64_t)v;
+}
+}  // namespace
+
+void rand(OpCall& c) {
+  c.expect_count(1, 4);
+  c.expect_contiguous(0, "out");
+  const TensorRef& out = c.t(0);
+  uint64_t seed = seed_arg(c, 0), offset = seed_arg(c, 1);
+  double lo = c.s(2), hi = c.s(3);
+  TS_CHECK(std::isfinite(lo) && std::isfinite(hi) && lo <= hi, c.op, ": need finite low <= high, got ", lo, ", ", hi);
+  dispatch_float(out.dtype, c.op, [&](auto tag_T) { using T = decltype(tag_T); 
+    T* p = out.data<T>();
+    parallel_for(out.numel(), 4096, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) {
+        Philox4 r = philox4x32(seed, offset + (uint64_t)i);
+        double u = std::is_same_v<T, float> ? (double)uniform_f32(r.v[0]) : uniform_f64(r.v[0], r.v[1]);
+        T x = (T)(lo + (hi - lo) * u);
+        p[i] = x < (T)hi || lo == hi ? x : (T)lo;  // rounding must not reach `high`
+      }
+    });
+   });
+}
+
+void randn(OpCall& c) {
+  c.expect_count(1, 4);
+  c.expect_contiguous(0, "out");
+  const TensorRef& out = c.t(0);
+  uint64_t seed = seed_arg(c, 0), offset = seed_arg(c, 1);
+  double mean = c.s(2), std = c.s(3);
+  TS_CHECK(std::isfinite(mean) && std::isfinite(std) && std >= 0, c.op,
+           ": need finite mean and std >= 0, got ", mean, ", ", std);
+  dispatch_float(out.dtype, c.op, [&](auto tag_T) { using T = decltype(tag_T); 
+    T* p = out.data<T>();
+    parallel_for(out.numel(), 2048, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) p[i] = (T)(mean + std * normal_from(philox4x32(seed, offset + (uint64_t)i)));
+    });
+   });
+}
+
+}  // namespace tessera::cpu

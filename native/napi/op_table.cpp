@@ -1,0 +1,93 @@
+// The op table: every native op's name and its CPU and CUDA entry points, in one place.
+// The binding exposes each row as `addon.ops[name](storages, layout, scalars)`; the device is
+// taken from the tensors. The TypeScript side of op `x` lives in lib/ops/<family>.ts, its CPU
+// kernel in native/cpu/<family>.cpp, its CUDA kernel in native/cuda/<family>.cu, its tests in
+// test/ops/<family>.test.ts and its benchmark in bench/<family>.bench.ts.
+#include "napi/op_table.h"
+
+#include "cpu/binary.h"
+#include "cpu/copy.h"
+#include "cpu/unary.h"
+#ifdef TESSERA_WITH_CUDA
+#include "cuda/copy.h"
+#include "cuda/binary.h"
+#define TS_CUDA(fn) fn
+#else
+#define TS_CUDA(fn) nullptr
+#endif
+
+namespace tessera {
+
+// clang-format off
+static const OpEntry kOps[] = {
+  // --- copy: creation and layout
+  {"copy", cpu::copy, TS_CUDA(cuda::copy)},
+  {"fill", cpu::fill, TS_CUDA(cuda::fill)},
+  {"arange", cpu::arange, nullptr},
+  {"rand", cpu::rand, TS_CUDA(cuda::rand)},
+  {"randn", cpu::randn, TS_CUDA(cuda::randn)},
+
+  // --- binary: broadcasting elementwise
+  {"add", cpu::add, TS_CUDA(cuda::add)},
+  {"sub", cpu::sub, TS_CUDA(cuda::sub)},
+  {"mul", cpu::mul, TS_CUDA(cuda::mul)},
+  {"div", cpu::div, TS_CUDA(cuda::div)},
+  {"pow", cpu::pow, nullptr},
+  {"maximum", cpu::maximum, nullptr},
+  {"minimum", cpu::minimum, nullptr},
+  {"eq", cpu::eq, nullptr},
+  {"ne", cpu::ne, nullptr},
+  {"lt", cpu::lt, nullptr},
+  {"le", cpu::le, nullptr},
+  {"gt", cpu::gt, nullptr},
+  {"ge", cpu::ge, nullptr},
+  {"where", cpu::where, nullptr},
+
+  // --- unary: math and activations, forward and backward
+  {"neg", cpu::neg, nullptr},
+  {"exp", cpu::exp, nullptr},
+  {"log", cpu::log, nullptr},
+  {"sqrt", cpu::sqrt, nullptr},
+  {"rsqrt", cpu::rsqrt, nullptr},
+  {"abs", cpu::abs, nullptr},
+  {"relu", cpu::relu, nullptr},
+  {"gelu", cpu::gelu, nullptr},
+  {"gelu_tanh", cpu::gelu_tanh, nullptr},
+  {"sigmoid", cpu::sigmoid, nullptr},
+  {"logsigmoid", cpu::logsigmoid, nullptr},
+  {"softplus", cpu::softplus, nullptr},
+  {"tanh", cpu::tanh, nullptr},
+  {"clamp", cpu::clamp, nullptr},
+  {"pow_scalar", cpu::pow_scalar, nullptr},
+  {"affine", cpu::affine, nullptr},
+  {"exp_backward", cpu::exp_backward, nullptr},
+  {"log_backward", cpu::log_backward, nullptr},
+  {"sqrt_backward", cpu::sqrt_backward, nullptr},
+  {"rsqrt_backward", cpu::rsqrt_backward, nullptr},
+  {"abs_backward", cpu::abs_backward, nullptr},
+  {"relu_backward", cpu::relu_backward, nullptr},
+  {"gelu_backward", cpu::gelu_backward, nullptr},
+  {"gelu_tanh_backward", cpu::gelu_tanh_backward, nullptr},
+  {"sigmoid_backward", cpu::sigmoid_backward, nullptr},
+  {"logsigmoid_backward", cpu::logsigmoid_backward, nullptr},
+  {"softplus_backward", cpu::softplus_backward, nullptr},
+  {"tanh_backward", cpu::tanh_backward, nullptr},
+  {"clamp_backward", cpu::clamp_backward, nullptr},
+  {"pow_scalar_backward", cpu::pow_scalar_backward, nullptr},
+
+  // --- matmul (native/cpu/matmul.cpp)
+
+  // --- reduce (native/cpu/reduce.cpp)
+
+  // --- softmax, layernorm, cross_entropy (native/cpu/{softmax,layernorm,cross_entropy}.cpp)
+
+  // --- index: gather, index_select, embedding, scatter_add (native/cpu/index.cpp)
+};
+// clang-format on
+
+const OpEntry* op_table(size_t* count) {
+  *count = sizeof(kOps) / sizeof(kOps[0]);
+  return kOps;
+}
+
+}  // namespace tessera
