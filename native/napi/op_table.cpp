@@ -7,6 +7,8 @@
 
 #include "cpu/binary.h"
 #include "cpu/copy.h"
+#include "cpu/matmul.h"
+#include "cpu/reduce.h"
 #include "cpu/unary.h"
 #ifdef TESSERA_WITH_CUDA
 #include "cuda/copy.h"
@@ -76,8 +78,15 @@ static const OpEntry kOps[] = {
   {"pow_scalar_backward", cpu::pow_scalar_backward, nullptr},
 
   // --- matmul (native/cpu/matmul.cpp)
+  {"matmul", cpu::matmul, nullptr},
 
-  // --- reduce (native/cpu/reduce.cpp)
+  // --- reduce: over the middle axis of [outer, R, inner]
+  {"sum", cpu::sum, nullptr},
+  {"mean", cpu::mean, nullptr},
+  {"amax", cpu::amax, nullptr},
+  {"amin", cpu::amin, nullptr},
+  {"logsumexp", cpu::logsumexp, nullptr},
+  {"var", cpu::var, nullptr},
 
   // --- softmax, layernorm, cross_entropy (native/cpu/{softmax,layernorm,cross_entropy}.cpp)
 

@@ -1,0 +1,19 @@
+// tessera: the public API. `import * as ts from 'tessera'` (or from './lib').
+import './tensor_methods';
+
+export { Tensor } from './tensor';
+export type { GradFn, NestedArray } from './tensor';
+export type { DType, Device } from './dtype';
+export { TesseraError, ShapeError, DTypeError, DisposedError, ArgumentError } from './errors';
+export { scope, keep } from './scope';
+export { noGrad, enableGrad, backward, isGradEnabled } from './autograd';
+export { manualSeed, getRngState, setRngState } from './random';
+export { memoryStats, cudaInfo, cudaAvailable, cpuInfo, setNumThreads, defaultDevice } from './backend';
+export * from './ops/creation';
+export * from './ops/view';
+export * from './ops/unary';
+export {
+  add, sub, mul, div, pow, maximum, minimum, eq, ne, lt, le, gt, ge, where, maskedFill,
+} from './ops/binary';
+export { sum, mean, max, min, logsumexp, variance, variance as var_ } from './ops/reduce';
+export { matmul, bmm } from './ops/matmul';

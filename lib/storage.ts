@@ -1,0 +1,31 @@
+// A reference-counted handle on one native Storage. Every Tensor (a base tensor and each of its
+// views) holds one reference; the native memory is freed when the last of them is disposed.
+// If tensors are dropped without dispose(), the native Storage object's own finalizer frees the
+// memory when V8 collects it: a safety net, not the way to manage memory in a training loop.
+
+import { addon, NativeStorage } from './backend';
+import { Device, deviceCode } from './dtype';
+
+export class StorageRef {
+  readonly native: NativeStorage;
+  private refs = 1;
+
+  constructor(nbytes: number, device: Device) {
+    this.native = new addon.Storage(nbytes, deviceCode[device]);
+  }
+
+  retain(): this {
+    this.refs++;
+    return this;
+  }
+
+  release(): void {
+    if (this.refs <= 0) return;
+    this.refs--;
+    if (this.refs === 0) this.native.free();
+  }
+
+  get refCount(): number {
+    return this.refs;
+  }
+}
