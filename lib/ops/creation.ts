@@ -106,20 +106,24 @@ export function empty(shape: Shape, opts?: CreateOptions): Tensor {
   return finish(Tensor.empty(checkShape(shape, 'empty'), dtype, device), opts, 'empty');
 }
 
-export function full(shape: Shape, value: number, opts?: CreateOptions): Tensor {
-  if (typeof value !== 'number' || Number.isNaN(value)) throw new ArgumentError(`full: value must be a number (not NaN), got ${String(value)}`);
-  const { dtype, device } = resolve(opts, 'full');
-  const t = Tensor.empty(checkShape(shape, 'full'), dtype, device);
+function filled(shape: Shape, value: number, opts: CreateOptions | undefined, op: string): Tensor {
+  if (typeof value !== 'number' || Number.isNaN(value)) throw new ArgumentError(`${op}: value must be a number (not NaN), got ${String(value)}`);
+  const { dtype, device } = resolve(opts, op);
+  const t = Tensor.empty(checkShape(shape, op), dtype, device);
   if (value !== 0) runKernel('fill', [t], [value]);
-  return finish(t, opts, 'full');
+  return finish(t, opts, op);
+}
+
+export function full(shape: Shape, value: number, opts?: CreateOptions): Tensor {
+  return filled(shape, value, opts, 'full');
 }
 
 export function zeros(shape: Shape, opts?: CreateOptions): Tensor {
-  return full(shape, 0, opts);
+  return filled(shape, 0, opts, 'zeros');
 }
 
 export function ones(shape: Shape, opts?: CreateOptions): Tensor {
-  return full(shape, 1, opts);
+  return filled(shape, 1, opts, 'ones');
 }
 
 export function zerosLike(t: Tensor, opts?: CreateOptions): Tensor {
