@@ -118,6 +118,7 @@ export function backward(root: Tensor, gradient?: Tensor): void {
   const pending = new Map<Tensor, Tensor>();
 
   const accumulateLeaf = (leaf: Tensor, g: Tensor) => {
+    leaf.assertAlive('backward', 'leaf');
     if (leaf.grad === null) {
       // Take the gradient over when nothing else can see its memory; otherwise copy it.
       const exclusive = !uses.has(g) && g.storage.refCount === 1 && g.isContiguous() && g.offset === 0;

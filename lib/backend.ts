@@ -58,6 +58,8 @@ export interface LayoutLike {
   readonly offset: number;
   readonly shape: readonly number[];
   readonly strides: readonly number[];
+  readonly isDisposed?: boolean;
+  describe?(): string;
 }
 
 const noScalars = new Float64Array(0);
@@ -73,6 +75,7 @@ export function runKernel(name: string, tensors: readonly LayoutLike[], scalars:
   let p = 0;
   for (let i = 0; i < tensors.length; i++) {
     const t = tensors[i];
+    if (t.isDisposed) throw new Error(`${name}: tensor argument ${i} (${t.describe ? t.describe() : '?'}) has been disposed`);
     storages[i] = t.storage.native;
     layout[p++] = dtypeCode[t.dtype];
     layout[p++] = deviceCode[t.device];

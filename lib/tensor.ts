@@ -105,7 +105,8 @@ export class Tensor {
       this.grad.dispose();
       this.grad = null;
     }
-    this.gradFn = null;
+    // gradFn stays: a backward pass that reaches this tensor must fail on its freed memory
+    // rather than silently treat it as a leaf.
   }
 
   describe(): string {

@@ -7,7 +7,7 @@ import { record } from '../autograd';
 import { broadcastShapes, sameShape } from '../shape';
 import { Tensor } from '../tensor';
 import { isFloat } from '../dtype';
-import { checkFloat, checkSameDevice, checkSameDType, checkTensor, operands, TensorOrScalar } from './operand';
+import { checkFloat, checkNumber, checkSameDevice, checkSameDType, checkTensor, operands, TensorOrScalar } from './operand';
 import { affine } from './unary';
 import { sumToShape } from './reduce';
 
@@ -105,6 +105,7 @@ export function pow(a: TensorOrScalar, b: TensorOrScalar): Tensor {
 
 export function powScalar(x: Tensor, exponent: number): Tensor {
   checkTensor(x, 'pow', 'x');
+  checkNumber(exponent, 'pow', 'exponent');
   checkFloat(x, 'pow', 'x');
   const out = Tensor.empty(x.shape, x.dtype, x.device);
   runKernel('pow_scalar', [x, out], [exponent]);
