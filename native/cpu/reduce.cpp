@@ -34,10 +34,30 @@ template <Kind K, typename T>
 double reduce_column(const T* p, int64_t r, int64_t s, double correction) {
   if constexpr (K == Kind::Sum || K == Kind::Mean) {
     double acc = 0;
-    for (int64_t i = 0; i < r; ++i) acc += (double)p[i * s];
+    if (s == 1) {
+      // simd reduction: lets the compiler keep several partial sums in vector lanes (the
+      // summation order changes, which is fine in double).
+#pragma omp simd reduction(+ : acc)
+      for (int64_t i = 0; i < r; ++i) acc += (double)p[i];
+    } else {
+      for (int64_t i = 0; i < r; ++i) acc += (double)p[i * s];
+    }
     return K == Kind::Mean ? acc / (double)r : acc;
   } else if constexpr (K == Kind::Max || K == Kind::Min) {
     double best = K == Kind::Max ? -std::numeric_limits<double>::infinity() : std::numeric_limits<double>::infinity();
+    if (s == 1) {
+      // Branch-free pass (vectorises); NaN is detected by a separate flag so it still propagates.
+      T m = -std::numeric_limits<T>::infinity();  // max of x (Max) or of -x (Min)
+      bool nan = false;
+#pragma omp simd reduction(max : m) reduction(| : nan)
+      for (int64_t i = 0; i < r; ++i) {
+        T v = K == Kind::Max ? p[i] : -p[i];
+        nan |= v != v;
+        m = v > m ? v : m;
+      }
+      if (nan) return std::numeric_limits<double>::quiet_NaN();
+      return K == Kind::Max ? (double)m : -(double)m;
+    }
     for (int64_t i = 0; i < r; ++i) {
       double v = (double)p[i * s];
       if (v != v) return v;
