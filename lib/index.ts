@@ -17,3 +17,8 @@ export {
 } from './ops/binary';
 export { sum, mean, max, min, logsumexp, variance, variance as var_ } from './ops/reduce';
 export { matmul, bmm } from './ops/matmul';
+export { gather, scatterAdd, indexSelect, embedding } from './ops/indexing';
+export { cat, stack, split } from './ops/concat';
+export { dropout } from './ops/dropout';
+export { normalize } from './ops/normalize';
+export { copy_ } from './ops/view';

@@ -10,6 +10,8 @@ import * as matmulOps from './ops/matmul';
 import * as reduce from './ops/reduce';
 import * as unary from './ops/unary';
 import * as view from './ops/view';
+import * as indexing from './ops/indexing';
+import * as concat from './ops/concat';
 import { Shape } from './shape';
 import { TensorOrScalar } from './ops/operand';
 
@@ -66,7 +68,13 @@ declare module './tensor' {
     contiguous(): Tensor;
     clone(): Tensor;
     detach(): Tensor;
+    /** In-place copy of src (broadcast, converted) into this tensor, outside autograd. */
+    copy_(src: Tensor): Tensor;
     to(target: DType | Device | { dtype?: DType; device?: Device }): Tensor;
+    gather(dim: number, index: Tensor): Tensor;
+    scatterAdd(dim: number, index: Tensor, src: Tensor): Tensor;
+    indexSelect(dim: number, index: Tensor): Tensor;
+    split(sizeOrSections: number | readonly number[], dim?: number): Tensor[];
     /** Backpropagate from this tensor (see lib/autograd.ts). */
     backward(gradient?: Tensor): void;
     /** Set requiresGrad on a leaf tensor; returns this. */
@@ -123,7 +131,12 @@ P.unsqueeze = function (d) { return view.unsqueeze(this, d); };
 P.contiguous = function () { return view.contiguous(this); };
 P.clone = function () { return view.clone(this); };
 P.detach = function () { return view.detach(this); };
+P.copy_ = function (src) { return view.copy_(this, src); };
 P.to = function (t) { return view.to(this, t); };
+P.gather = function (d, i) { return indexing.gather(this, d, i); };
+P.scatterAdd = function (d, i, s) { return indexing.scatterAdd(this, d, i, s); };
+P.indexSelect = function (d, i) { return indexing.indexSelect(this, d, i); };
+P.split = function (s, d) { return concat.split(this, s, d); };
 P.backward = function (g) { backward(this, g); };
 P.requiresGrad_ = function (flag = true) {
   if (!this.isLeaf) throw new Error(`requiresGrad_: only leaf tensors can change requiresGrad; ${this.describe()} was produced by ${this.gradFn?.name}`);

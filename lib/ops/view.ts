@@ -240,3 +240,31 @@ export function to(x: Tensor, target: DType | Device | { dtype?: DType; device?:
   const gradOk = isFloat(dtype) && isFloat(x.dtype);
   return gradOk ? record(out, 'to', [x], (g) => [to(g, { dtype: x.dtype, device: x.device })]) : out;
 }
+
+/**
+ * Copy `src` (broadcast to dst's shape, converted to dst's dtype) into dst in place, outside
+ * the autograd graph (like torch.Tensor.copy_ under no_grad): how parameters are updated.
+ */
+export function copy_(dst: Tensor, src: Tensor): Tensor {
+  checkTensor(dst, 'copy_', 'dst');
+  checkTensor(src, 'copy_', 'src');
+  if (src.device !== dst.device) throw new DTypeError(`copy_: src ${src.describe()} and dst ${dst.describe()} are on different devices`);
+  const view = expandLayout(src, dst.shape);
+  runKernel('copy', [view, dst]);
+  if (view !== src) view.dispose();
+  return dst;
+}
+
+function expandLayout(src: Tensor, shape: readonly number[]): Tensor {
+  if (sameShape(src.shape, shape)) return src;
+  const lead = shape.length - src.ndim;
+  if (lead < 0) throw new ShapeError(`copy_: cannot broadcast ${src.describe()} to ${fmtShape(shape)}`);
+  const strides = shape.map((s, i) => {
+    if (i < lead) return 0;
+    const have = src.shape[i - lead];
+    if (have === s) return src.strides[i - lead];
+    if (have === 1) return 0;
+    throw new ShapeError(`copy_: cannot broadcast ${src.describe()} to ${fmtShape(shape)}`);
+  });
+  return src.viewOf(shape, strides, src.offset);
+}
