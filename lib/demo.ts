@@ -4,7 +4,7 @@
 // training job, `lib/train.ts`, arrives with the training-harness issue.)
 
 import * as ts from './index';
-import { crossEntropy } from './ops/cross_entropy';
+import { crossEntropy } from './index';
 
 interface Spirals {
   x: ts.Tensor;

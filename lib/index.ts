@@ -22,3 +22,7 @@ export { cat, stack, split } from './ops/concat';
 export { dropout } from './ops/dropout';
 export { normalize } from './ops/normalize';
 export { copy_ } from './ops/view';
+export { softmax, logSoftmax } from './ops/softmax';
+export { layerNorm } from './ops/layernorm';
+export { crossEntropy } from './ops/cross_entropy';
+export type { CrossEntropyOptions, CrossEntropyReduction } from './ops/cross_entropy';

@@ -12,6 +12,7 @@ import * as unary from './ops/unary';
 import * as view from './ops/view';
 import * as indexing from './ops/indexing';
 import * as concat from './ops/concat';
+import * as softmaxOps from './ops/softmax';
 import { Shape } from './shape';
 import { TensorOrScalar } from './ops/operand';
 
@@ -75,6 +76,8 @@ declare module './tensor' {
     scatterAdd(dim: number, index: Tensor, src: Tensor): Tensor;
     indexSelect(dim: number, index: Tensor): Tensor;
     split(sizeOrSections: number | readonly number[], dim?: number): Tensor[];
+    softmax(dim?: number): Tensor;
+    logSoftmax(dim?: number): Tensor;
     /** Backpropagate from this tensor (see lib/autograd.ts). */
     backward(gradient?: Tensor): void;
     /** Set requiresGrad on a leaf tensor; returns this. */
@@ -137,6 +140,8 @@ P.gather = function (d, i) { return indexing.gather(this, d, i); };
 P.scatterAdd = function (d, i, s) { return indexing.scatterAdd(this, d, i, s); };
 P.indexSelect = function (d, i) { return indexing.indexSelect(this, d, i); };
 P.split = function (s, d) { return concat.split(this, s, d); };
+P.softmax = function (d) { return softmaxOps.softmax(this, d); };
+P.logSoftmax = function (d) { return softmaxOps.logSoftmax(this, d); };
 P.backward = function (g) { backward(this, g); };
 P.requiresGrad_ = function (flag = true) {
   if (!this.isLeaf) throw new Error(`requiresGrad_: only leaf tensors can change requiresGrad; ${this.describe()} was produced by ${this.gradFn?.name}`);
