@@ -122,24 +122,13 @@ export class Tensor {
   /** Elements in row-major order as a new typed array (a copy; works for any strides and device). */
   toTypedArray(): AnyTypedArray {
     this.assertAlive('toTypedArray');
-    const n = this.numel;
-    let src: Tensor = this;
-    let temp: Tensor | null = null;
-    if (!this.isContiguous() || this.device !== 'cpu') {
-      temp = Tensor.empty(this.shape, this.dtype, 'cpu');
-      if (this.device === 'cpu') runKernel('copy', [this, temp]);
-      else {
-        const contiguous = this.isContiguous() ? this : copyToContiguous(this);
-        const bytes = contiguous.storage.native.read(contiguous.offset * dtypeSize[this.dtype], n * dtypeSize[this.dtype]);
-        if (contiguous !== this) contiguous.dispose();
-        temp.dispose();
-        return typedArrayFor(this.dtype, bytes);
-      }
-      src = temp;
-    }
-    const bytes = src.storage.native.read(src.offset * dtypeSize[this.dtype], n * dtypeSize[this.dtype]);
-    temp?.dispose();
-    return typedArrayFor(this.dtype, bytes);
+    const bytes = dtypeSize[this.dtype];
+    // A contiguous tensor is read straight from its storage (one memcpy, from either device);
+    // anything else is first gathered into a contiguous copy on its own device.
+    const src = this.isContiguous() ? this : copyToContiguous(this);
+    const data = src.storage.native.read(src.offset * bytes, this.numel * bytes);
+    if (src !== this) src.dispose();
+    return typedArrayFor(this.dtype, data);
   }
 
   /** Elements as nested JS arrays (a number for a 0-d tensor). */

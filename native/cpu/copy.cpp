@@ -73,6 +73,45 @@ uint64_t seed_arg(const OpCall& c, size_t i) {
 }
 }  // namespace
 
+namespace {
+// The draw loops. Their arithmetic (native/core/philox.h) is all explicit fma, so they are
+// compiled twice: with FMA instructions, picked at run time where the CPU has them, and without
+// (where each fma is a libm call). Both round alike, so the streams do not depend on the build,
+// the CPU or the device.
+template <typename T>
+inline void rand_range(T* p, int64_t b, int64_t e, uint64_t seed, uint64_t offset, double lo, double hi) {
+  for (int64_t i = b; i < e; ++i) {
+    Philox4 r = philox4x32(seed, offset + (uint64_t)i);
+    double u = std::is_same_v<T, float> ? (double)uniform_f32(r.v[0]) : uniform_f64(r.v[0], r.v[1]);
+    T x = (T)scale_shift(u, hi - lo, lo);
+    p[i] = x < (T)hi || lo == hi ? x : (T)lo;  // rounding must not reach `high`
+  }
+}
+template <typename T>
+inline void randn_range(T* p, int64_t b, int64_t e, uint64_t seed, uint64_t offset, double mean, double std) {
+  for (int64_t i = b; i < e; ++i) p[i] = (T)scale_shift(normal_from(philox4x32(seed, offset + (uint64_t)i)), std, mean);
+}
+
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__) && !defined(__FMA__)
+#define TS_FMA_CLONES 1
+template <typename T>
+__attribute__((target("fma"))) void rand_range_fma(T* p, int64_t b, int64_t e, uint64_t seed, uint64_t offset, double lo, double hi) {
+  rand_range(p, b, e, seed, offset, lo, hi);
+}
+template <typename T>
+__attribute__((target("fma"))) void randn_range_fma(T* p, int64_t b, int64_t e, uint64_t seed, uint64_t offset, double mean, double std) {
+  randn_range(p, b, e, seed, offset, mean, std);
+}
+bool have_fma() {
+  static const bool yes = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("fma") != 0;
+  }();
+  return yes;
+}
+#endif
+}  // namespace
+
 void rand(OpCall& c) {
   c.expect_count(1, 4);
   c.expect_contiguous(0, "out");
@@ -83,12 +122,10 @@ void rand(OpCall& c) {
   dispatch_float(out.dtype, c.op, [&](auto tag_T) { using T = decltype(tag_T); 
     T* p = out.data<T>();
     parallel_for(out.numel(), 4096, [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) {
-        Philox4 r = philox4x32(seed, offset + (uint64_t)i);
-        double u = std::is_same_v<T, float> ? (double)uniform_f32(r.v[0]) : uniform_f64(r.v[0], r.v[1]);
-        T x = (T)(lo + (hi - lo) * u);
-        p[i] = x < (T)hi || lo == hi ? x : (T)lo;  // rounding must not reach `high`
-      }
+#ifdef TS_FMA_CLONES
+      if (have_fma()) return rand_range_fma(p, b, e, seed, offset, lo, hi);
+#endif
+      rand_range(p, b, e, seed, offset, lo, hi);
     });
    });
 }
@@ -104,7 +141,10 @@ void randn(OpCall& c) {
   dispatch_float(out.dtype, c.op, [&](auto tag_T) { using T = decltype(tag_T); 
     T* p = out.data<T>();
     parallel_for(out.numel(), 2048, [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) p[i] = (T)(mean + std * normal_from(philox4x32(seed, offset + (uint64_t)i)));
+#ifdef TS_FMA_CLONES
+      if (have_fma()) return randn_range_fma(p, b, e, seed, offset, mean, std);
+#endif
+      randn_range(p, b, e, seed, offset, mean, std);
     });
    });
 }

@@ -33,7 +33,7 @@ __global__ void rand_kernel(T* out, int64_t n, uint64_t seed, uint64_t offset, d
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
     Philox4 r = philox4x32(seed, offset + (uint64_t)i);
     double u = std::is_same<T, float>::value ? (double)uniform_f32(r.v[0]) : uniform_f64(r.v[0], r.v[1]);
-    T x = (T)(lo + (hi - lo) * u);
+    T x = (T)scale_shift(u, hi - lo, lo);  // one fma, exactly as the CPU kernel
     out[i] = (x < (T)hi || lo == hi) ? x : (T)lo;
   }
 }
@@ -41,7 +41,7 @@ __global__ void rand_kernel(T* out, int64_t n, uint64_t seed, uint64_t offset, d
 template <typename T>
 __global__ void randn_kernel(T* out, int64_t n, uint64_t seed, uint64_t offset, double mean, double std) {
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
-    out[i] = (T)(mean + std * normal_from(philox4x32(seed, offset + (uint64_t)i)));
+    out[i] = (T)scale_shift(normal_from(philox4x32(seed, offset + (uint64_t)i)), std, mean);
 }
 
 template <typename F>
@@ -87,6 +87,9 @@ void fill(OpCall& c) {
   int64_t n = out.numel();
   if (n == 0) return;
   double v = c.s(0);
+  if (out.dtype == DType::I32)
+    TS_CHECK(std::isfinite(v) && v >= -2147483648.0 && v <= 2147483647.0, c.op, ": value ", v,
+             " does not fit in int32");
   dispatch_all(out.dtype, c.op, [&](auto z) {
     using T = decltype(z);
     fill_kernel<T><<<blocks_for(n), kThreads>>>(out.data<T>(), L, n, (T)v);
@@ -100,6 +103,8 @@ void rand(OpCall& c) {
   c.expect_float(0, "out");
   const TensorRef& out = c.t(0);
   uint64_t seed = seed_arg(c, 0), offset = seed_arg(c, 1);
+  double lo = c.s(2), hi = c.s(3);
+  TS_CHECK(std::isfinite(lo) && std::isfinite(hi) && lo <= hi, c.op, ": need finite low <= high, got ", lo, ", ", hi);
   int64_t n = out.numel();
   if (n == 0) return;
   if (out.dtype == DType::F32)
@@ -115,6 +120,9 @@ void randn(OpCall& c) {
   c.expect_float(0, "out");
   const TensorRef& out = c.t(0);
   uint64_t seed = seed_arg(c, 0), offset = seed_arg(c, 1);
+  double mean = c.s(2), std = c.s(3);
+  TS_CHECK(std::isfinite(mean) && std::isfinite(std) && std >= 0, c.op,
+           ": need finite mean and std >= 0, got ", mean, ", ", std);
   int64_t n = out.numel();
   if (n == 0) return;
   if (out.dtype == DType::F32)

@@ -7,8 +7,12 @@
 
 #include "cpu/binary.h"
 #include "cpu/copy.h"
+#include "cpu/cross_entropy.h"
+#include "cpu/indexing.h"
+#include "cpu/layernorm.h"
 #include "cpu/matmul.h"
 #include "cpu/reduce.h"
+#include "cpu/softmax.h"
 #include "cpu/unary.h"
 #ifdef TESSERA_WITH_CUDA
 #include "cuda/copy.h"
@@ -89,8 +93,22 @@ static const OpEntry kOps[] = {
   {"var", cpu::var, nullptr},
 
   // --- softmax, layernorm, cross_entropy (native/cpu/{softmax,layernorm,cross_entropy}.cpp)
+  {"softmax", cpu::softmax, nullptr},
+  {"log_softmax", cpu::log_softmax, nullptr},
+  {"softmax_backward", cpu::softmax_backward, nullptr},
+  {"log_softmax_backward", cpu::log_softmax_backward, nullptr},
+  {"layer_norm", cpu::layer_norm, nullptr},
+  {"layer_norm_backward", cpu::layer_norm_backward, nullptr},
+  {"cross_entropy", cpu::cross_entropy, nullptr},
+  {"cross_entropy_backward", cpu::cross_entropy_backward, nullptr},
 
-  // --- index: gather, index_select, embedding, scatter_add (native/cpu/index.cpp)
+  // --- indexing: gather, scatter_add, index_select, index_add, embedding (native/cpu/indexing.cpp)
+  {"gather", cpu::gather, nullptr},
+  {"scatter_add", cpu::scatter_add, nullptr},
+  {"index_select", cpu::index_select, nullptr},
+  {"index_add", cpu::index_add, nullptr},
+  {"embedding", cpu::embedding, nullptr},
+  {"embedding_backward", cpu::embedding_backward, nullptr},
 };
 // clang-format on
 
