@@ -9,8 +9,55 @@
 namespace tessera::cpu {
 
 namespace {
+
+// Transposed copies (x.T.contiguous(), moving a dim last for softmax, ...): walking dst row by
+// row reads src one element per cache line. When some other dim of src is the unit-stride one,
+// copy in 32x32 tiles instead, so the 32 src lines a tile touches stay in L1 while they are used.
+template <typename S, typename D>
+bool copy_tiled(const TensorRef& src, const TensorRef& dst) {
+  Layout<2> L = coalesce<2>({&src, &dst});
+  const int inner = L.ndim - 1;
+  if (L.ndim < 2 || L.strides[1][inner] != 1 || L.strides[0][inner] == 1) return false;
+  int k = -1;
+  for (int d = 0; d < inner; ++d)
+    if (L.strides[0][d] == 1) k = d;
+  if (k < 0) return false;
+  const int64_t R = L.shape[k], C = L.shape[inner];
+  if (R < 16 || C < 16) return false;
+  constexpr int64_t T = 32;
+  const int64_t tr = (R + T - 1) / T, tc = (C + T - 1) / T;
+  int64_t outer = 1;
+  for (int d = 0; d < inner; ++d)
+    if (d != k) outer *= L.shape[d];
+  const S* s = src.data<S>();
+  D* dd = dst.data<D>();
+  const int64_t s_col = L.strides[0][inner], d_row = L.strides[1][k];
+  parallel_for(outer * tr * tc, 4, [&](int64_t w0, int64_t w1) {
+    for (int64_t w = w0; w < w1; ++w) {
+      int64_t o = w / (tr * tc), t = w % (tr * tc);
+      int64_t r0 = (t / tc) * T, c0 = (t % tc) * T;
+      int64_t so = 0, doff = 0, rem = o;
+      for (int d = inner - 1; d >= 0; --d) {
+        if (d == k) continue;
+        int64_t i = rem % L.shape[d];
+        rem /= L.shape[d];
+        so += i * L.strides[0][d];
+        doff += i * L.strides[1][d];
+      }
+      const int64_t r1 = std::min(R, r0 + T), c1 = std::min(C, c0 + T);
+      for (int64_t r = r0; r < r1; ++r) {
+        const S* sp = s + so + r;
+        D* dp = dd + doff + r * d_row;
+        for (int64_t c = c0; c < c1; ++c) dp[c] = (D)sp[c * s_col];
+      }
+    }
+  });
+  return true;
+}
+
 template <typename S, typename D>
 void copy_typed(const TensorRef& src, const TensorRef& dst) {
+  if (copy_tiled<S, D>(src, dst)) return;
   const S* s = src.data<S>();
   D* d = dst.data<D>();
   for_each_row<2>({&src, &dst}, [&](const int64_t* off, int64_t n, const int64_t* st) {

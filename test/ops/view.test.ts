@@ -47,6 +47,27 @@ test('disposing a base keeps its views alive until they are disposed too', () =>
   assertThrows(() => v.toArray(), ['disposed'], 'disposed view');
 });
 
+test('contiguous() of large transposed/permuted views (the tiled copy path) is exact, with dtype conversion', () => {
+  for (const [shape, perm] of [[[37, 45], [1, 0]], [[3, 50, 33], [0, 2, 1]], [[3, 50, 33], [2, 0, 1]], [[64, 16], [1, 0]], [[17, 5, 40], [2, 1, 0]]] as [number[], number[]][]) {
+    ts.scope(() => {
+      const n = shape.reduce((a, b) => a * b, 1);
+      const x = ts.arange(0, n, 1, { dtype: 'float64' }).reshape(shape);
+      const p = x.permute(perm);
+      const got = flat(p.contiguous());
+      const strides = shape.map((_, i) => shape.slice(i + 1).reduce((a, b) => a * b, 1));
+      const pshape = perm.map((d) => shape[d]);
+      const expected: number[] = [];
+      const walk = (dim: number, base: number): void => {
+        if (dim === pshape.length) return void expected.push(base);
+        for (let i = 0; i < pshape[dim]; i++) walk(dim + 1, base + i * strides[perm[dim]]);
+      };
+      walk(0, 0);
+      assert.equal(got, expected, `permute ${shape} by ${perm}`);
+      assert.equal(flat(p.to('float32')), expected, `permute ${shape} by ${perm} to float32`);
+    });
+  }
+});
+
 test('view ops are differentiable', () => {
   seedFor('views');
   const r = () => ts.randn([2, 3, 4], { dtype: 'float64' });
