@@ -5,23 +5,27 @@
 // float32 and float64, 1 and 2 threads, and every micro-kernel this CPU can run (child processes
 // with TESSERA_MATMUL_KERNEL=generic|avx2|avx512), plus bad-argument calls that must throw.
 //
-//   node test/matmul_native_check.js            (addon: $TESSERA_ADDON or ./build-matmul/Release/tessera.node)
+//   node test/ops/matmul_kernel_check.js   (addon: $TESSERA_ADDON or build/Release/tessera.node)
 // Exit status 0 when everything passes. Plain Node, no build step; the lead ports it to uvu.
 'use strict';
 const path = require('path');
 const { spawnSync } = require('child_process');
 
-const addonPath = path.resolve(process.env.TESSERA_ADDON || './build-matmul/Release/tessera.node');
+const addonPath = path.resolve(process.env.TESSERA_ADDON || path.join(__dirname, '..', '..', 'build', 'Release', 'tessera.node'));
 
 if (!process.argv.includes('--child')) {
   // Parent: run the whole check once per kernel level the CPU supports.
   const addon = require(addonPath);
   const simd = addon.cpuInfo().simd;
   const levels = ['generic', 'avx2', 'avx512'].slice(0, { generic: 1, avx2: 2, avx512: 3 }[simd] || 1);
+  // Each level as shipped, and the best level once more with the small-M (unpacked) path off so
+  // that small shapes also go through the packed path.
+  const runs = levels.map((level) => ({ TESSERA_MATMUL_KERNEL: level }));
+  runs.push({ TESSERA_MATMUL_KERNEL: levels[levels.length - 1], TESSERA_MATMUL_SMALL_M: '0' });
   let failed = false;
-  for (const level of levels) {
+  for (const env of runs) {
     const r = spawnSync(process.execPath, [__filename, '--child'], {
-      env: { ...process.env, TESSERA_MATMUL_KERNEL: level, TESSERA_ADDON: addonPath },
+      env: { ...process.env, ...env, TESSERA_ADDON: addonPath },
       stdio: 'inherit',
     });
     if (r.status !== 0) failed = true;
@@ -31,7 +35,7 @@ if (!process.argv.includes('--child')) {
 }
 
 const addon = require(addonPath);
-const level = process.env.TESSERA_MATMUL_KERNEL;
+const level = process.env.TESSERA_MATMUL_KERNEL + (process.env.TESSERA_MATMUL_SMALL_M === '0' ? ', small-M path off' : '');
 
 // Deterministic PRNG (mulberry32).
 let seed = 12345;
@@ -136,6 +140,8 @@ for (const threads of [2, 1]) {
     const small = [
       [1, 1, 1], [1, 7, 1], [7, 1, 1], [1, 1, 7], [2, 3, 4], [7, 33, 5], [13, 17, 31], [33, 7, 127],
       [12, 32, 16], [24, 64, 8], [25, 65, 9], [6, 16, 3], [5, 15, 2], [1, 100, 50], [100, 1, 50],
+      // small M (the unpacked path): vector-width multiples and tails in N, K
+      [1, 200, 300], [3, 130, 257], [8, 257, 65], [9, 70, 100], [4, 64, 16], [5, 129, 33], [2, 17, 15],
     ];
     const kinds = ['row', 'col', 'strided', 'row-off', 'col-off', 'stridedT'];
     for (const [M, N, K] of small) {
@@ -170,6 +176,16 @@ for (const threads of [2, 1]) {
     checkCase(dtype, 3, 100, 60, 80, 'row', 'bcast', 0);
   }
 }
+
+// Team path with a batch-broadcast b packed once for all batch entries, and a product wide enough
+// (K x N > 16M elements) that B is packed in two column stripes.
+addon.setThreads(2);
+for (const dtype of [DT.f32, DT.f64]) {
+  checkCase(dtype, 3, 130, 130, 130, 'row', 'bcast', 1);
+  checkCase(dtype, 3, 130, 131, 129, 'col', 'bcol', 0);
+  checkCase(dtype, 3, 130, 130, 130, 'row', 'col', 0.5);  // team path, B repacked per batch entry
+}
+checkCase(DT.f32, 1, 20, 4200, 4000, 'row', 'row', 1);
 
 // Size-1 batch broadcasting against a larger out batch.
 {
