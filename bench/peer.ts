@@ -25,7 +25,11 @@ const PYTHON = process.env.TESSERA_PEER_PYTHON ?? (fs.existsSync('/usr/bin/pytho
 
 export function runNumpyPeer(cases: PeerCase[], threads: number): PeerResult {
   const script = path.resolve(__dirname, '..', '..', 'bench', 'peers', 'numpy_ops.py');
-  const env = { ...process.env, OPENBLAS_NUM_THREADS: String(threads), OMP_NUM_THREADS: String(threads), MKL_NUM_THREADS: String(threads) };
+  const env: NodeJS.ProcessEnv = { ...process.env, OPENBLAS_NUM_THREADS: String(threads), OMP_NUM_THREADS: String(threads), MKL_NUM_THREADS: String(threads) };
+  // Some machines pin OpenBLAS to an older kernel set (OPENBLAS_CORETYPE=Haswell on ours, which
+  // halves its speed on AVX-512 CPUs); let it detect the CPU unless the caller asks otherwise.
+  delete env.OPENBLAS_CORETYPE;
+  if (process.env.BENCH_OPENBLAS_CORETYPE) env.OPENBLAS_CORETYPE = process.env.BENCH_OPENBLAS_CORETYPE;
   const r = spawnSync(PYTHON, [script], { input: JSON.stringify(cases), env, encoding: 'utf8', maxBuffer: 1 << 24 });
   if (r.status !== 0) {
     const why = (r.stderr || r.error?.message || 'unknown error').trim().split('\n').slice(-1)[0];
