@@ -26,3 +26,4 @@ export { softmax, logSoftmax } from './ops/softmax';
 export { layerNorm } from './ops/layernorm';
 export { crossEntropy } from './ops/cross_entropy';
 export type { CrossEntropyOptions, CrossEntropyReduction } from './ops/cross_entropy';
+export * from './io';
