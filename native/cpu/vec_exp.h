@@ -1,4 +1,4 @@
-// exp(x) for float and double written as plain arithmetic (Cody-Waite range reduction, a
+// exp(x) for double written as plain arithmetic (float uses vm::exp from cpu/vec_math.h) (Cody-Waite range reduction, a
 // Taylor polynomial, the power of two built in the exponent bits), so that a loop calling it
 // vectorises. glibc's exp/expf are opaque calls the vectoriser cannot see through unless the
 // whole build uses -ffast-math, and in softmax, log_softmax and cross_entropy the exp of every
@@ -11,6 +11,7 @@
 // of flushing subnormals is below 1e-307 (1e-37 for float), far under anything observable in a
 // probability that sums with terms >= 1.
 #pragma once
+#include "cpu/vec_math.h"
 #include <cstdint>
 #include <cstring>
 
@@ -54,35 +55,7 @@ inline double vec_exp(double x) {
   return x < kLo ? 0.0 : y;
 }
 
-inline float vec_exp(float x) {
-  constexpr float kLog2e = 1.44269504088896341f;
-  constexpr float kLn2Hi = 0.693359375f;  // 9 significant bits: k * hi is exact for |k| <= 128
-  constexpr float kLn2Lo = -2.12194440e-4f;
-  constexpr float kShifter = 12582912.0f;  // 1.5 * 2^23
-  constexpr float kLo = -86.5f, kHi = 89.0f;
-  float xc = x < kLo ? kLo : x;
-  xc = xc > kHi ? kHi : xc;
-  const float t = xc * kLog2e + kShifter;
-  const float k = t - kShifter;
-  const float r = (xc - k * kLn2Hi) - k * kLn2Lo;
-  // Taylor series to r^7: truncation < 6e-9 relative on |r| <= 0.347, under float's 6e-8 ulp.
-  float p = 1.0f / 5040.0f;
-  p = p * r + 1.0f / 720.0f;
-  p = p * r + 1.0f / 120.0f;
-  p = p * r + 1.0f / 24.0f;
-  p = p * r + 1.0f / 6.0f;
-  p = p * r + 0.5f;
-  p = p * r + 1.0f;
-  p = p * r + 1.0f;
-  // k in [-125, 128]: 2^(k-1) has biased exponent k + 126 in [1, 254].
-  int32_t tb, sb;
-  std::memcpy(&tb, &t, sizeof tb);
-  std::memcpy(&sb, &kShifter, sizeof sb);
-  const int32_t eb = (tb - sb + 126) * (int32_t(1) << 23);
-  float scale;
-  std::memcpy(&scale, &eb, sizeof scale);
-  const float y = (p * scale) * 2.0f;
-  return x < kLo ? 0.0f : y;
-}
+// float: the shared vectorisable expf of cpu/vec_math.h (0.78 ulp, exact special values).
+inline float vec_exp(float x) { return vm::exp(x); }
 
 }  // namespace tessera::cpu
