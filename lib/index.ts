@@ -27,3 +27,5 @@ export { layerNorm } from './ops/layernorm';
 export { crossEntropy } from './ops/cross_entropy';
 export type { CrossEntropyOptions, CrossEntropyReduction } from './ops/cross_entropy';
 export * from './io';
+export * as nn from './nn';
+export { Module, StateDictError } from './nn/module';
