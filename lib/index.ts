@@ -29,3 +29,4 @@ export type { CrossEntropyOptions, CrossEntropyReduction } from './ops/cross_ent
 export * from './io';
 export * as nn from './nn';
 export { Module, StateDictError } from './nn/module';
+export * as optim from './optim';

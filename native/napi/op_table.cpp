@@ -11,6 +11,7 @@
 #include "cpu/indexing.h"
 #include "cpu/layernorm.h"
 #include "cpu/matmul.h"
+#include "cpu/optim.h"
 #include "cpu/reduce.h"
 #include "cpu/softmax.h"
 #include "cpu/unary.h"
@@ -109,6 +110,12 @@ static const OpEntry kOps[] = {
   {"index_add", cpu::index_add, nullptr},
   {"embedding", cpu::embedding, nullptr},
   {"embedding_backward", cpu::embedding_backward, nullptr},
+
+  // --- optim: fused optimizer updates (native/cpu/optim.cpp)
+  {"adamw_step", cpu::adamw_step, nullptr},
+  {"sgd_step", cpu::sgd_step, nullptr},
+  {"lion_step", cpu::lion_step, nullptr},
+  {"sum_squares", cpu::sum_squares, nullptr},
 };
 // clang-format on
 
