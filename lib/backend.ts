@@ -33,7 +33,7 @@ export interface CudaInfo {
 }
 
 interface Addon {
-  Storage: new (nbytes: number, device: number) => NativeStorage;
+  Storage: new (nbytes: number, device: number, zero?: boolean) => NativeStorage;
   ops: Record<string, NativeOp>;
   memoryStats(): MemoryStats;
   cudaInfo(): CudaInfo;

@@ -10,8 +10,9 @@ export class StorageRef {
   readonly native: NativeStorage;
   private refs = 1;
 
-  constructor(nbytes: number, device: Device) {
-    this.native = new addon.Storage(nbytes, deviceCode[device]);
+  /** `zero = false` skips the zero fill, for outputs a kernel is about to overwrite entirely. */
+  constructor(nbytes: number, device: Device, zero = true) {
+    this.native = new addon.Storage(nbytes, deviceCode[device], zero);
   }
 
   retain(): this {

@@ -50,10 +50,13 @@ export class Tensor {
     track(this);
   }
 
-  /** A new, uninitialised-looking (zero-filled) contiguous tensor. */
-  static empty(shape: Shape, dtype: DType, device: Device): Tensor {
+  /**
+   * A new contiguous tensor, zero-filled. `uninitialized` skips the fill: only for an op's
+   * output that its kernel overwrites entirely (saves a full pass over memory).
+   */
+  static empty(shape: Shape, dtype: DType, device: Device, uninitialized = false): Tensor {
     const n = numelOf(shape);
-    const storage = new StorageRef(n * dtypeSize[dtype], device);
+    const storage = new StorageRef(n * dtypeSize[dtype], device, !uninitialized);
     return new Tensor(storage, dtype, device, shape, contiguousStrides(shape), 0);
   }
 

@@ -22,7 +22,7 @@ export function broadcastTo(t: Tensor, shape: readonly number[]): Tensor {
 /** Run a broadcasting binary kernel into a new tensor (no autograd). */
 export function binaryRaw(kernel: string, a: Tensor, b: Tensor): Tensor {
   const shape = broadcastShapes(a.shape, b.shape, kernel);
-  const out = Tensor.empty(shape, a.dtype, a.device);
+  const out = Tensor.empty(shape, a.dtype, a.device, true);
   const av = broadcastTo(a, shape);
   const bv = broadcastTo(b, shape);
   runKernel(kernel, [av, bv, out]);

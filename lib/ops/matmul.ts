@@ -45,7 +45,7 @@ function matmulRaw(a: Tensor, b: Tensor, outShape: number[], batch: number[]): T
   const N = b.shape[b.ndim - 1];
   const a3 = as3d(a, batch);
   const b3 = as3d(b, batch);
-  const out = Tensor.empty(outShape, a.dtype, a.device);
+  const out = Tensor.empty(outShape, a.dtype, a.device, true); // beta = 0: fully overwritten
   const o3 = out.viewOf([numelOf(batch), M, N], [M * N, N, 1], 0);
   runKernel('matmul', [a3, b3, o3], [0]);
   a3.dispose();

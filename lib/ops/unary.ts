@@ -10,11 +10,11 @@ import { checkFloat, checkTensor } from './operand';
 function unary(name: string, x: Tensor, scalars: number[] = [], differentiable = true): Tensor {
   checkTensor(x, name, 'x');
   checkFloat(x, name, 'x');
-  const out = Tensor.empty(x.shape, x.dtype, x.device);
+  const out = Tensor.empty(x.shape, x.dtype, x.device, true);
   runKernel(name, [x, out], scalars);
   if (!differentiable) return out;
   return record(out, name, [x], (g) => {
-    const gx = Tensor.empty(x.shape, x.dtype, x.device);
+    const gx = Tensor.empty(x.shape, x.dtype, x.device, true);
     runKernel(`${name}_backward`, [x, out, g, gx], scalars);
     return [gx];
   });

@@ -15,7 +15,7 @@ std::atomic<int64_t> g_device_bytes{0}, g_device_blocks{0};
 constexpr size_t kAlign = 64;
 }  // namespace
 
-Storage* storage_alloc(size_t nbytes, Device device) {
+Storage* storage_alloc(size_t nbytes, Device device, bool zero) {
   TS_CHECK(nbytes <= kMaxAllocBytes, "alloc: ", nbytes, " bytes requested, more than the limit of ",
            kMaxAllocBytes, " bytes");
   auto* s = new Storage();
@@ -29,7 +29,7 @@ Storage* storage_alloc(size_t nbytes, Device device) {
       delete s;
       fail("alloc: out of host memory allocating ", nbytes, " bytes");
     }
-    std::memset(s->data, 0, padded);
+    if (zero) std::memset(s->data, 0, padded);
     g_host_bytes += (int64_t)padded;
     g_host_blocks += 1;
     int64_t now = g_host_bytes.load(), peak = g_host_peak.load();

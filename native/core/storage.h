@@ -19,8 +19,9 @@ struct Storage {
 // Largest single allocation we accept (bytes); larger requests are an error, not an abort.
 constexpr size_t kMaxAllocBytes = size_t(1) << 40;
 
-// Allocate zeroed memory; throws tessera::Error (never aborts) when it cannot.
-Storage* storage_alloc(size_t nbytes, Device device);
+// Allocate memory, zero-filled unless `zero` is false (for outputs a kernel overwrites entirely);
+// throws tessera::Error (never aborts) when it cannot.
+Storage* storage_alloc(size_t nbytes, Device device, bool zero = true);
 // Free the memory (idempotent); the Storage object itself stays valid and reports freed.
 void storage_release(Storage* s);
 

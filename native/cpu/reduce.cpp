@@ -48,14 +48,14 @@ double reduce_column(const T* p, int64_t r, int64_t s, double correction) {
     if (s == 1) {
       // Branch-free pass (vectorises); NaN is detected by a separate flag so it still propagates.
       T m = -std::numeric_limits<T>::infinity();  // max of x (Max) or of -x (Min)
-      bool nan = false;
-#pragma omp simd reduction(max : m) reduction(| : nan)
+      int nans = 0;
+#pragma omp simd reduction(max : m) reduction(+ : nans)
       for (int64_t i = 0; i < r; ++i) {
         T v = K == Kind::Max ? p[i] : -p[i];
-        nan |= v != v;
+        nans += v != v ? 1 : 0;
         m = v > m ? v : m;
       }
-      if (nan) return std::numeric_limits<double>::quiet_NaN();
+      if (nans) return std::numeric_limits<double>::quiet_NaN();
       return K == Kind::Max ? (double)m : -(double)m;
     }
     for (int64_t i = 0; i < r; ++i) {

@@ -1,5 +1,5 @@
 // The N-API binding. It exposes:
-//   Storage            owned memory on one device: new Storage(nbytes, device), .free(),
+//   Storage            owned memory on one device: new Storage(nbytes, device, zero = true), .free(),
 //                      .read(byteOffset, byteLength) -> ArrayBuffer, .write(byteOffset, typedArray)
 //   ops[name](storages, layout, scalars)
 //                      one function per row of the op table (native/napi/op_table.cpp)
@@ -43,7 +43,8 @@ class StorageWrap : public Napi::ObjectWrap<StorageWrap> {
       throw Napi::RangeError::New(env, "Storage: nbytes must be an integer in [0, 2^40], got " + std::to_string(nbytes));
     if (dev != 0 && dev != 1) throw Napi::RangeError::New(env, "Storage: device must be 0 (cpu) or 1 (cuda)");
     try {
-      storage_ = storage_alloc((size_t)nbytes, (Device)(int)dev);
+      bool zero = info.Length() < 3 || !info[2].IsBoolean() || info[2].As<Napi::Boolean>().Value();
+      storage_ = storage_alloc((size_t)nbytes, (Device)(int)dev, zero);
     } catch (const Error& e) {
       throw Napi::Error::New(env, e.what());
     }
