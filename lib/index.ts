@@ -30,3 +30,4 @@ export * from './io';
 export * as nn from './nn';
 export { Module, StateDictError } from './nn/module';
 export * as optim from './optim';
+export * as losses from './losses';

@@ -1,0 +1,2 @@
+export { clipLoss } from './clip';
+export type { ClipLossOptions } from './clip';
