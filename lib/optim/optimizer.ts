@@ -51,13 +51,17 @@ export interface ParamState {
   tensors: Map<string, Tensor>;
 }
 
-/** The JSON half of an optimizer's state (the tensors are in stateDict()). */
-export interface OptimizerHyperState {
+/**
+ * The JSON half of an optimizer's state (the tensors are in stateDict()). A type alias, not an
+ * interface, so that it is assignable to Record<string, unknown>: that is what lets an Optimizer
+ * be passed to saveCheckpoint / restoreCheckpoint (their hyperState() returns that).
+ */
+export type OptimizerHyperState = {
   optimizer: string;
   groups: (Record<string, unknown> & { paramCount: number })[];
   /** Per parameter (in the order given): updates applied so far. */
   steps: number[];
-}
+};
 
 export class OptimizerStateError extends TesseraError {}
 
