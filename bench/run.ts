@@ -3,9 +3,12 @@
 
 import * as os from 'os';
 import { cpuInfo } from '../lib';
+import { runContrastive } from './contrastive.bench';
 import { runElementwise } from './elementwise.bench';
+import { runFlashAttention } from './flash_attention.bench';
 import { runMatmul } from './matmul.bench';
 import { runReduce } from './reduce.bench';
+import { runSinkhorn } from './sinkhorn.bench';
 
 async function main(): Promise<void> {
   const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
@@ -13,6 +16,9 @@ async function main(): Promise<void> {
   await runMatmul();
   await runElementwise();
   await runReduce();
+  await runSinkhorn();
+  await runContrastive();
+  await runFlashAttention();
 }
 
 main().catch((e) => {

@@ -10,6 +10,7 @@ import { ArgumentError, ShapeError } from './errors';
 import { keep, scope } from './scope';
 import { fmtShape, sameShape } from './shape';
 import { GradFn, Tensor } from './tensor';
+import { dtypeSize } from './dtype';
 
 let gradEnabled = true;
 
@@ -48,11 +49,12 @@ export function record(
   name: string,
   inputs: readonly Tensor[],
   backward: (grad: Tensor) => (Tensor | null)[],
+  addInto?: (grad: Tensor, into: Tensor) => void,
 ): Tensor {
   if (!gradEnabled) return out;
   if (!inputs.some((t) => t.requiresGrad)) return out;
   out.requiresGrad = true;
-  out.gradFn = { name, inputs, backward };
+  out.gradFn = addInto ? { name, inputs, backward, addInto } : { name, inputs, backward };
   return out;
 }
 
@@ -130,6 +132,10 @@ export function backward(root: Tensor, gradient?: Tensor): void {
     }
   };
 
+  // A pending gradient only this engine can see (one pending use, no other view of its memory,
+  // dense): further gradients for the same tensor are added into it in place.
+  const exclusive = (p: Tensor) => uses.get(p) === 1 && p.storage.refCount === 1 && isDense(p);
+
   const accumulate = (t: Tensor, g: Tensor) => {
     if (!sameShape(g.shape, t.shape))
       throw new ShapeError(`backward: a rule produced a gradient of shape ${fmtShape(g.shape)} for ${t.describe()} (internal error in the op's backward)`);
@@ -141,14 +147,33 @@ export function backward(root: Tensor, gradient?: Tensor): void {
     if (!prev) {
       pending.set(t, g);
       retain(g);
+    } else if (prev !== g && exclusive(prev)) {
+      runKernel('add', [prev, g, prev]);
     } else {
-      const sum = Tensor.empty(t.shape, t.dtype, t.device);
+      const sum = Tensor.empty(t.shape, t.dtype, t.device, true);
       runKernel('add', [prev, g, sum]);
       keep(sum);
       pending.set(t, sum);
       retain(sum);
       release(prev);
     }
+  };
+
+  // Rules with addInto (slice) add straight into the input's pending gradient when it is ours,
+  // else into a fresh zero buffer laid out like the input (so a later permute back is free).
+  const addIntoInput = (fn: GradFn, g: Tensor): boolean => {
+    const x = fn.inputs[0];
+    if (!fn.addInto || fn.inputs.length !== 1 || !x.gradFn || !x.requiresGrad) return false;
+    const prev = pending.get(x);
+    if (prev && exclusive(prev)) {
+      scope(() => fn.addInto!(g, prev));
+      return true;
+    }
+    const fresh = keep(zerosLayoutLike(x));
+    scope(() => fn.addInto!(g, fresh));
+    accumulate(x, fresh);
+    if (!uses.has(fresh)) fresh.dispose();
+    return true;
   };
 
   noGrad(() => {
@@ -158,7 +183,7 @@ export function backward(root: Tensor, gradient?: Tensor): void {
       seed = gradient;
       uses.set(seed, Infinity); // the caller's tensor: never ours to free
     } else {
-      seed = keep(Tensor.empty(root.shape, root.dtype, root.device));
+      seed = keep(Tensor.empty(root.shape, root.dtype, root.device, true));
       runKernel('fill', [seed], [1]);
     }
     if (!root.gradFn) {
@@ -173,6 +198,10 @@ export function backward(root: Tensor, gradient?: Tensor): void {
       if (!g) continue;
       pending.delete(t);
       const fn = t.gradFn as GradFn;
+      if (addIntoInput(fn, g)) {
+        release(g);
+        continue;
+      }
       const grads = scope(() => fn.backward(g));
       fn.inputs.forEach((input, i) => {
         const gi = grads[i];
@@ -185,8 +214,38 @@ export function backward(root: Tensor, gradient?: Tensor): void {
   });
 }
 
+/** Strides of a dense layout of t's shape in t's own dim order (t's strides if t is dense), or null. */
+function denseStridesLike(t: Tensor): number[] | null {
+  const n = t.ndim;
+  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => t.strides[b] - t.strides[a] || a - b);
+  const st = new Array<number>(n);
+  let acc = 1;
+  for (let i = n - 1; i >= 0; i--) {
+    const d = order[i];
+    if (t.shape[d] !== 1 && t.strides[d] !== acc) return null;
+    st[d] = acc;
+    acc *= t.shape[d];
+  }
+  return st;
+}
+
+/** Non-overlapping and gap-free over its whole storage. */
+function isDense(t: Tensor): boolean {
+  return t.offset === 0 && t.numel > 0 && t.numel * dtypeSize[t.dtype] === t.storage.native.nbytes && denseStridesLike(t) !== null;
+}
+
+/** A zero-filled tensor shaped like x, laid out in x's dim order when x is a dense permutation. */
+function zerosLayoutLike(x: Tensor): Tensor {
+  const base = Tensor.empty(x.shape, x.dtype, x.device);
+  const st = x.numel > 0 ? denseStridesLike(x) : null;
+  if (!st) return base;
+  const v = base.viewOf(x.shape, st, 0);
+  base.dispose();
+  return v;
+}
+
 function copyOf(g: Tensor): Tensor {
-  const out = Tensor.empty(g.shape, g.dtype, g.device);
+  const out = Tensor.empty(g.shape, g.dtype, g.device, true);
   runKernel('copy', [g, out]);
   return out;
 }

@@ -13,9 +13,11 @@ export interface NativeStorage {
   readonly nbytes: number;
   readonly device: number;
   readonly freed: boolean;
+  /** The native handle ops receive instead of the object (HandleStorage); absent on addon.Storage. */
+  readonly handle?: number;
 }
 
-export type NativeOp = (storages: NativeStorage[], layout: Float64Array, scalars: Float64Array) => void;
+export type NativeOp = (storages: (NativeStorage | number)[], layout: Float64Array, scalars: Float64Array) => void;
 
 export interface MemoryStats {
   hostBytes: number;
@@ -23,6 +25,8 @@ export interface MemoryStats {
   hostPeakBytes: number;
   deviceBytes: number;
   deviceBlocks: number;
+  /** Freed host blocks the allocator keeps for reuse (not counted in hostBytes); emptyCache() frees them. */
+  hostCachedBytes?: number;
 }
 
 export interface CudaInfo {
@@ -34,6 +38,11 @@ export interface CudaInfo {
 
 interface Addon {
   Storage: new (nbytes: number, device: number, zero?: boolean) => NativeStorage;
+  storageNew?(nbytes: number, device: number, zero: boolean): number;
+  storageFree(handle: number): void;
+  storageRead(handle: number, byteOffset: number, byteLength: number): ArrayBuffer;
+  storageWrite(handle: number, byteOffset: number, data: ArrayBufferView): void;
+  emptyCache?(): void;
   ops: Record<string, NativeOp>;
   memoryStats(): MemoryStats;
   cudaInfo(): CudaInfo;
@@ -49,6 +58,59 @@ function loadAddon(): Addon {
 }
 
 export const addon: Addon = loadAddon();
+
+// Safety net for storages whose tensors were dropped without dispose(): freed when collected.
+const unreleased = new FinalizationRegistry<number>((handle) => addon.storageFree(handle));
+
+/**
+ * A storage held as a native handle (a number; see "Storage handles" in native/napi/addon.cpp).
+ * free() releases the native memory and its bookkeeping at once, so a synchronous training loop
+ * leaves nothing behind per tensor (an addon.Storage object's C++ half waits for its finalizer,
+ * which Node runs only from the event loop).
+ */
+class HandleStorage implements NativeStorage {
+  readonly handle: number;
+  readonly nbytes: number;
+  readonly device: number;
+  private released = false;
+
+  constructor(nbytes: number, device: number, zero: boolean) {
+    this.handle = addon.storageNew!(nbytes, device, zero);
+    this.nbytes = nbytes;
+    this.device = device;
+    unreleased.register(this, this.handle, this);
+  }
+
+  free(): void {
+    if (this.released) return;
+    this.released = true;
+    unreleased.unregister(this);
+    addon.storageFree(this.handle);
+  }
+
+  get freed(): boolean {
+    return this.released;
+  }
+
+  read(byteOffset: number, byteLength: number): ArrayBuffer {
+    return addon.storageRead(this.handle, byteOffset, byteLength);
+  }
+
+  write(byteOffset: number, data: ArrayBufferView): void {
+    addon.storageWrite(this.handle, byteOffset, data);
+  }
+}
+
+/** New native memory on device code `device`, zero-filled unless `zero` is false. */
+export function allocStorage(nbytes: number, device: number, zero = true): NativeStorage {
+  // (An addon built before storage handles existed still works, through addon.Storage objects.)
+  return addon.storageNew ? new HandleStorage(nbytes, device, zero) : new addon.Storage(nbytes, device, zero);
+}
+
+/** Return the host blocks the allocator keeps for reuse to the system (see memoryStats().hostCachedBytes). */
+export function emptyCache(): void {
+  addon.emptyCache?.();
+}
 
 /** A tensor's layout as the native side reads it; Tensor satisfies this. */
 export interface LayoutLike {
@@ -71,12 +133,13 @@ export function runKernel(name: string, tensors: readonly LayoutLike[], scalars:
   let len = 0;
   for (const t of tensors) len += 4 + 2 * t.shape.length;
   const layout = new Float64Array(len);
-  const storages: NativeStorage[] = new Array(tensors.length);
+  const storages: (NativeStorage | number)[] = new Array(tensors.length);
   let p = 0;
   for (let i = 0; i < tensors.length; i++) {
     const t = tensors[i];
     if (t.isDisposed) throw new Error(`${name}: tensor argument ${i} (${t.describe ? t.describe() : '?'}) has been disposed`);
-    storages[i] = t.storage.native;
+    const native = t.storage.native;
+    storages[i] = native.handle ?? native;
     layout[p++] = dtypeCode[t.dtype];
     layout[p++] = deviceCode[t.device];
     layout[p++] = t.offset;

@@ -8,7 +8,7 @@ export { TesseraError, ShapeError, DTypeError, DisposedError, ArgumentError } fr
 export { scope, keep } from './scope';
 export { noGrad, enableGrad, backward, isGradEnabled } from './autograd';
 export { manualSeed, getRngState, setRngState } from './random';
-export { memoryStats, cudaInfo, cudaAvailable, cpuInfo, setNumThreads, defaultDevice } from './backend';
+export { memoryStats, emptyCache, cudaInfo, cudaAvailable, cpuInfo, setNumThreads, defaultDevice } from './backend';
 export * from './ops/creation';
 export * from './ops/view';
 export * from './ops/unary';
@@ -24,6 +24,8 @@ export { normalize } from './ops/normalize';
 export { copy_ } from './ops/view';
 export { softmax, logSoftmax } from './ops/softmax';
 export { layerNorm } from './ops/layernorm';
+export { flashAttention } from './ops/flash_attention';
+export type { FlashAttentionOptions } from './ops/flash_attention';
 export { crossEntropy } from './ops/cross_entropy';
 export type { CrossEntropyOptions, CrossEntropyReduction } from './ops/cross_entropy';
 export * from './io';

@@ -1,9 +1,9 @@
 // A reference-counted handle on one native Storage. Every Tensor (a base tensor and each of its
 // views) holds one reference; the native memory is freed when the last of them is disposed.
-// If tensors are dropped without dispose(), the native Storage object's own finalizer frees the
-// memory when V8 collects it: a safety net, not the way to manage memory in a training loop.
+// If tensors are dropped without dispose(), a FinalizationRegistry frees the memory when V8
+// collects the storage (lib/backend.ts): a safety net, not the way to manage memory in a loop.
 
-import { addon, NativeStorage } from './backend';
+import { allocStorage, NativeStorage } from './backend';
 import { Device, deviceCode } from './dtype';
 
 export class StorageRef {
@@ -12,7 +12,7 @@ export class StorageRef {
 
   /** `zero = false` skips the zero fill, for outputs a kernel is about to overwrite entirely. */
   constructor(nbytes: number, device: Device, zero = true) {
-    this.native = new addon.Storage(nbytes, deviceCode[device], zero);
+    this.native = allocStorage(nbytes, deviceCode[device], zero);
   }
 
   retain(): this {

@@ -18,6 +18,13 @@ export interface GradFn {
   readonly inputs: readonly Tensor[];
   /** Gradients w.r.t. each input (null where an input needs none), given the output's gradient. */
   backward(grad: Tensor): (Tensor | null)[];
+  /**
+   * Optional, for single-input ops whose gradient is mostly zeros (slice): add the gradient
+   * w.r.t. the input into `into` (shaped like the input, any dense strides) instead of
+   * materialising it. The engine then gathers, e.g., the q, k and v slices of a fused qkv
+   * projection into one buffer rather than three zero-padded ones and their sums.
+   */
+  addInto?(grad: Tensor, into: Tensor): void;
 }
 
 export type NestedArray = number | NestedArray[];
@@ -162,7 +169,7 @@ export class Tensor {
 }
 
 function copyToContiguous(t: Tensor): Tensor {
-  const out = Tensor.empty(t.shape, t.dtype, t.device);
+  const out = Tensor.empty(t.shape, t.dtype, t.device, true);
   runKernel('copy', [t, out]);
   return out;
 }

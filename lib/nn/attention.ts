@@ -3,6 +3,12 @@
 // replace it with the same signature and the same masking semantics, and MultiHeadAttention does
 // not change.
 //
+// scaledDotProductAttention runs the fused flash attention kernel (lib/ops/flash_attention.ts)
+// when it applies: CPU, no dropout on the probabilities, q/k/v of the same float dtype and the
+// same leading dims (2-4 dims), and no mask, causal and/or a key-padding mask (one that
+// broadcasts as [B, 1, 1, Lk]). Anything else (per-query masks, attention dropout, broadcast
+// leading dims) runs attentionReference, the composition below; both follow the conventions here.
+//
 // Conventions (read these before writing a replacement kernel):
 // - q [..., Lq, hd], k [..., Lk, hd], v [..., Lk, hdv] -> [..., Lq, hdv]; the leading dims
 //   broadcast (the batched matmul does it). Scores are (q * scale) k^T with scale = 1/sqrt(hd).
@@ -38,6 +44,7 @@ import '../tensor_methods';
 import { tensor } from '../ops/creation';
 import { maximum } from '../ops/binary';
 import { dropout as dropoutOp } from '../ops/dropout';
+import { flashAttention } from '../ops/flash_attention';
 import { Module } from './module';
 import { Linear } from './linear';
 import { xavierUniform_, zeros_ } from './init';
@@ -78,9 +85,55 @@ export function clearCausalMaskCache(): void {
 
 /**
  * softmax((q * scale) k^T, masked) v over the last two dims; see the conventions at the top of
- * this file. The drop-in point for a fused attention kernel.
+ * this file. Uses the fused flash attention kernel where it applies (see the top of this file),
+ * else attentionReference; the two agree up to rounding.
  */
 export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions = {}): Tensor {
+  return flashPath(q, k, v, opts) ?? attentionReference(q, k, v, opts);
+}
+
+/**
+ * The fused kernel's result when it supports this call, else null (the caller runs the
+ * composition, which also reports every argument error).
+ */
+function flashPath(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions): Tensor | null {
+  if (!(q instanceof Tensor) || !(k instanceof Tensor) || !(v instanceof Tensor) || opts === null || typeof opts !== 'object') return null;
+  if ((opts.dropout ?? 0) !== 0 || q.isDisposed || k.isDisposed || v.isDisposed) return null;
+  if (q.device !== 'cpu' || k.device !== 'cpu' || v.device !== 'cpu') return null;
+  if ((q.dtype !== 'float32' && q.dtype !== 'float64') || k.dtype !== q.dtype || v.dtype !== q.dtype) return null;
+  const nd = q.ndim;
+  if (nd < 2 || nd > 4 || k.ndim !== nd || v.ndim !== nd) return null;
+  for (let i = 0; i < nd - 2; i++) if (k.shape[i] !== q.shape[i] || v.shape[i] !== q.shape[i]) return null;
+  const hd = q.shape[nd - 1];
+  const lk = k.shape[nd - 2];
+  if (k.shape[nd - 1] !== hd || v.shape[nd - 2] !== lk) return null;
+  const scale = opts.scale ?? 1 / Math.sqrt(hd);
+  if (typeof scale !== 'number' || !Number.isFinite(scale)) return null;
+  // As 4-D [B, H, L, d]: [N, L, d] -> [N, 1, L, d], [L, d] -> [1, 1, L, d].
+  const batch = nd === 2 ? 1 : q.shape[0];
+  let kpm: Tensor | null = null;
+  const m = opts.mask;
+  if (m) {
+    if (!(m instanceof Tensor) || m.isDisposed || m.device !== 'cpu' || m.ndim === 0 || m.ndim > nd) return null;
+    // Key padding: size 1 everywhere but the keys (Lk) and, for 3-4 dims, the batch dim 0.
+    const ms = [...Array(nd - m.ndim).fill(1), ...m.shape];
+    if (ms[nd - 1] !== lk || ms.slice(1, nd - 1).some((s) => s !== 1) || (nd > 2 ? ms[0] !== 1 && ms[0] !== batch : ms[0] !== 1)) return null;
+    const bStride = m.ndim === nd && nd > 2 && ms[0] !== 1 ? m.strides[0] : 0;
+    kpm = m.viewOf([batch, lk], [bStride, m.strides[m.ndim - 1]], m.offset);
+  }
+  const to4 = (t: Tensor) => (nd === 4 ? t : nd === 3 ? t.unsqueeze(1) : t.unsqueeze(0).unsqueeze(0));
+  const o = flashAttention(to4(q), to4(k), to4(v), { keyPaddingMask: kpm, causal: !!opts.causal, scale });
+  kpm?.dispose();
+  return nd === 4 ? o : nd === 3 ? o.squeeze(1) : o.squeeze(0).squeeze(0);
+}
+
+/**
+ * The composition: softmax((q * scale) k^T, masked) v with every step a differentiable op (the
+ * [..., Lq, Lk] scores and probabilities are materialised). Supports everything in the
+ * conventions above (any broadcastable mask, attention dropout, broadcast leading dims); the
+ * reference the fused kernel is tested against.
+ */
+export function attentionReference(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions = {}): Tensor {
   const op = 'scaledDotProductAttention';
   for (const [role, t] of [['q', q], ['k', k], ['v', v]] as const) {
     if (!(t instanceof Tensor)) throw new ArgumentError(`${op}: ${role} must be a Tensor`);

@@ -15,7 +15,7 @@ export type { LayerNormOptions } from './layer_norm';
 export { Dropout } from './dropout';
 export { MLP, activate } from './mlp';
 export type { Activation, MLPOptions } from './mlp';
-export { MultiHeadAttention, scaledDotProductAttention, causalMask, clearCausalMaskCache } from './attention';
+export { MultiHeadAttention, scaledDotProductAttention, attentionReference, causalMask, clearCausalMaskCache } from './attention';
 export type { AttentionOptions, AttentionForwardOptions, MultiHeadAttentionOptions } from './attention';
 export { TransformerBlock, Transformer } from './transformer';
 export type { TransformerBlockOptions, TransformerOptions } from './transformer';

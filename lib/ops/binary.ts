@@ -109,17 +109,17 @@ export function powScalar(x: Tensor, exponent: number): Tensor {
   checkTensor(x, 'pow', 'x');
   checkNumber(exponent, 'pow', 'exponent');
   checkFloat(x, 'pow', 'x');
-  const out = Tensor.empty(x.shape, x.dtype, x.device);
+  const out = Tensor.empty(x.shape, x.dtype, x.device, true);
   runKernel('pow_scalar', [x, out], [exponent]);
   return record(out, 'pow', [x], (g) => {
-    const gx = Tensor.empty(x.shape, x.dtype, x.device);
+    const gx = Tensor.empty(x.shape, x.dtype, x.device, true);
     runKernel('pow_scalar_backward', [x, out, g, gx], [exponent]);
     return [gx];
   });
 }
 
 function negRaw(g: Tensor): Tensor {
-  const out = Tensor.empty(g.shape, g.dtype, g.device);
+  const out = Tensor.empty(g.shape, g.dtype, g.device, true);
   runKernel('neg', [g, out]);
   return out;
 }
@@ -163,7 +163,7 @@ export function where(cond: Tensor, a: TensorOrScalar, b: TensorOrScalar): Tenso
   const [x, y] = operands(a, b, 'where');
   checkSameDevice(cond, x, 'where', 'cond', 'a');
   const shape = broadcastShapes(broadcastShapes(cond.shape, x.shape, 'where'), y.shape, 'where');
-  const out = Tensor.empty(shape, x.dtype, x.device);
+  const out = Tensor.empty(shape, x.dtype, x.device, true);
   const views = [broadcastTo(cond, shape), broadcastTo(x, shape), broadcastTo(y, shape)];
   runKernel('where', [...views, out]);
   views.forEach((v, i) => v !== [cond, x, y][i] && v.dispose());
@@ -171,8 +171,8 @@ export function where(cond: Tensor, a: TensorOrScalar, b: TensorOrScalar): Tenso
     const zero = Tensor.empty([], g.dtype, g.device);
     const cv = broadcastTo(cond, shape);
     const zv = broadcastTo(zero, shape);
-    const gx = Tensor.empty(shape, g.dtype, g.device);
-    const gy = Tensor.empty(shape, g.dtype, g.device);
+    const gx = Tensor.empty(shape, g.dtype, g.device, true);
+    const gy = Tensor.empty(shape, g.dtype, g.device, true);
     runKernel('where', [cv, g, zv, gx]);
     runKernel('where', [cv, zv, g, gy]);
     return [x.requiresGrad ? sumToShape(gx, x.shape) : null, y.requiresGrad ? sumToShape(gy, y.shape) : null];

@@ -50,7 +50,7 @@ export function cat(tensors: readonly Tensor[], dim = 0): Tensor {
   });
   const shape = first.shape.map((s, k) => (k === d ? total : s));
   checkShape(shape, op);
-  const out = Tensor.empty(shape, first.dtype, first.device);
+  const out = Tensor.empty(shape, first.dtype, first.device, true); // the inputs' copies tile it
   const starts: number[] = [];
   let at = 0;
   for (const t of list) {
@@ -78,7 +78,7 @@ export function stack(tensors: readonly Tensor[], dim = 0): Tensor {
   const shape = [...first.shape];
   shape.splice(d, 0, list.length);
   checkShape(shape, op);
-  const out = Tensor.empty(shape, first.dtype, first.device);
+  const out = Tensor.empty(shape, first.dtype, first.device, true); // the inputs' copies tile it
   // Input i is the view of out at position i along d, with d removed.
   const pick = (t: Tensor, i: number): Tensor => {
     const strides = [...t.strides];

@@ -57,7 +57,7 @@ export function gather(x: Tensor, dim: number, index: Tensor): Tensor {
   for (let i = 0; i < x.ndim; i++)
     if (i !== d && index.shape[i] > x.shape[i])
       throw new ShapeError(`${op}: index ${index.describe()} is larger than x ${x.describe()} in dim ${i}; index.size(d) <= x.size(d) is required for every d other than dim ${dim}`);
-  const out = Tensor.empty(index.shape, x.dtype, x.device);
+  const out = Tensor.empty(index.shape, x.dtype, x.device, true); // every element is gathered
   runNative(op, 'gather', [x, index, out], [d], out);
   return record(out, op, [x], (g) => {
     const gx = Tensor.empty(x.shape, g.dtype, g.device);
@@ -157,7 +157,7 @@ export function embedding(weight: Tensor, ids: Tensor): Tensor {
   checkSameDevice(weight, ids, op, 'weight', 'ids');
   if (weight.ndim !== 2) throw new ShapeError(`${op}: weight must be 2-D [num_embeddings, dim], got ${weight.describe()}`);
   if (ids.ndim > 7) throw new ShapeError(`${op}: ids may have at most 7 dimensions (the output adds one), got ${ids.describe()}`);
-  const out = Tensor.empty([...ids.shape, weight.shape[1]], weight.dtype, weight.device);
+  const out = Tensor.empty([...ids.shape, weight.shape[1]], weight.dtype, weight.device, true); // every row is copied
   runNative(op, 'embedding', [weight, ids, out], [], out);
   return record(out, op, [weight], (g) => {
     const gw = Tensor.empty(weight.shape, g.dtype, g.device);

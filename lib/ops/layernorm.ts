@@ -74,16 +74,18 @@ export function layerNorm(
   let out: Tensor;
   let mean: Tensor;
   let rstd: Tensor;
+  // The kernel writes every output, mean and rstd element (n = 0 aside: then zeros, as before).
+  const uninit = n > 0;
   if (keepStats) {
-    const buf = Tensor.empty([numel + 2 * rows], x.dtype, x.device);
+    const buf = Tensor.empty([numel + 2 * rows], x.dtype, x.device, uninit);
     out = buf.viewOf(x.shape, contiguousStrides(x.shape), 0);
     mean = buf.viewOf([rows], [1], numel);
     rstd = buf.viewOf([rows], [1], numel + rows);
     buf.dispose();
   } else {
-    out = Tensor.empty(x.shape, x.dtype, x.device);
-    mean = Tensor.empty([rows], x.dtype, x.device);
-    rstd = Tensor.empty([rows], x.dtype, x.device);
+    out = Tensor.empty(x.shape, x.dtype, x.device, uninit);
+    mean = Tensor.empty([rows], x.dtype, x.device, uninit);
+    rstd = Tensor.empty([rows], x.dtype, x.device, uninit);
   }
   const xc = contiguousData(x);
   const temps = [
@@ -110,9 +112,10 @@ export function layerNorm(
     const wantDb = b !== null && b.requiresGrad;
     const xc2 = contiguousData(x);
     const gc = contiguousData(g);
-    const dx = wantDx ? Tensor.empty(x.shape, x.dtype, x.device) : null;
-    const dw = wantDw ? Tensor.empty(ns, x.dtype, x.device) : null;
-    const db = wantDb ? Tensor.empty(ns, x.dtype, x.device) : null;
+    // fully written by the kernel (dweight/dbias also when there are no rows)
+    const dx = wantDx ? Tensor.empty(x.shape, x.dtype, x.device, n > 0) : null;
+    const dw = wantDw ? Tensor.empty(ns, x.dtype, x.device, true) : null;
+    const db = wantDb ? Tensor.empty(ns, x.dtype, x.device, true) : null;
     const args = [
       xc2.viewOf([rows, n], [n, 1], xc2.offset),
       out.viewOf([rows], [1], out.offset + numel), // mean, saved in the output's storage

@@ -28,7 +28,7 @@ function plan(x: Tensor, dims: Dims, keepdim: boolean, op: string): Plan {
 
 /** Run native reduction `kernel` over p.dims of x (no autograd). */
 function reduceRaw(kernel: string, x: Tensor, p: Plan, scalars: number[] = []): Tensor {
-  const out = Tensor.empty(p.outShape, x.dtype, x.device);
+  const out = Tensor.empty(p.outShape, x.dtype, x.device, true); // every output is written
   // Reduced dims adjacent in a contiguous tensor: view as [outer, R, inner] directly.
   const adjacent = p.dims.length === 0 || p.dims[p.dims.length - 1] - p.dims[0] === p.dims.length - 1;
   let src = x;
@@ -37,7 +37,7 @@ function reduceRaw(kernel: string, x: Tensor, p: Plan, scalars: number[] = []): 
     const kept = order.filter((i) => !p.dims.includes(i));
     order = [...kept, ...p.dims];
     const permuted = x.viewOf(order.map((i) => x.shape[i]), order.map((i) => x.strides[i]), x.offset);
-    src = Tensor.empty(permuted.shape, x.dtype, x.device);
+    src = Tensor.empty(permuted.shape, x.dtype, x.device, true);
     runKernel('copy', [permuted, src]);
     permuted.dispose();
   }
@@ -75,7 +75,7 @@ function keptStrides(g: Tensor, p: Plan): number[] {
 
 function contiguousGrad(g: Tensor): Tensor {
   if (g.isContiguous()) return g;
-  const c = Tensor.empty(g.shape, g.dtype, g.device);
+  const c = Tensor.empty(g.shape, g.dtype, g.device, true);
   runKernel('copy', [g, c]);
   return c;
 }
@@ -86,7 +86,7 @@ export function sum(x: Tensor, dims?: Dims, keepdim = false): Tensor {
   const p = plan(x, dims, keepdim, 'sum');
   const out = reduceRaw('sum', x, p);
   return record(out, 'sum', [x], (g) => {
-    const gx = Tensor.empty(x.shape, g.dtype, g.device);
+    const gx = Tensor.empty(x.shape, g.dtype, g.device, true);
     const spreadG = spread(contiguousGrad(g), p, x);
     runKernel('copy', [spreadG, gx]);
     return [gx];
@@ -99,7 +99,7 @@ export function mean(x: Tensor, dims?: Dims, keepdim = false): Tensor {
   const p = plan(x, dims, keepdim, 'mean');
   const out = reduceRaw('mean', x, p);
   return record(out, 'mean', [x], (g) => {
-    const gx = Tensor.empty(x.shape, g.dtype, g.device);
+    const gx = Tensor.empty(x.shape, g.dtype, g.device, true);
     runKernel('affine', [spread(contiguousGrad(g), p, x), gx], [1 / p.r, 0]);
     return [gx];
   });

@@ -33,7 +33,7 @@ function moveDimLast(t: Tensor, d: number): Tensor {
   if (d === t.ndim - 1 && t.isContiguous()) return t;
   const perm = [...Array.from({ length: t.ndim }, (_, i) => i).filter((i) => i !== d), d];
   const v = t.viewOf(perm.map((i) => t.shape[i]), perm.map((i) => t.strides[i]), t.offset);
-  const c = Tensor.empty(v.shape, t.dtype, t.device);
+  const c = Tensor.empty(v.shape, t.dtype, t.device, true);
   runKernel('copy', [v, c]);
   v.dispose();
   return c;
@@ -45,7 +45,7 @@ function moveLastBack(src: Tensor, d: number, shape: readonly number[]): Tensor 
   if (d === last) return src;
   const strides = shape.map((_, i) => (i < d ? src.strides[i] : i === d ? src.strides[last] : src.strides[i - 1]));
   const v = src.viewOf(shape, strides, src.offset);
-  const out = Tensor.empty(shape, src.dtype, src.device);
+  const out = Tensor.empty(shape, src.dtype, src.device, true);
   runKernel('copy', [v, out]);
   v.dispose();
   return out;
@@ -61,7 +61,7 @@ function rows2d(t: Tensor): Tensor {
 function runOverDim(kernel: string, inputs: Tensor[], d: number): Tensor {
   const shape = inputs[0].shape;
   const moved = inputs.map((t) => moveDimLast(t, d));
-  const outMoved = Tensor.empty(moved[0].shape, inputs[0].dtype, inputs[0].device);
+  const outMoved = Tensor.empty(moved[0].shape, inputs[0].dtype, inputs[0].device, true);
   const views = [...moved, outMoved].map(rows2d);
   try {
     runKernel(kernel, views);

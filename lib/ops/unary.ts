@@ -23,7 +23,7 @@ function unary(name: string, x: Tensor, scalars: number[] = [], differentiable =
 export function neg(x: Tensor): Tensor {
   checkTensor(x, 'neg', 'x');
   checkFloat(x, 'neg', 'x');
-  const out = Tensor.empty(x.shape, x.dtype, x.device);
+  const out = Tensor.empty(x.shape, x.dtype, x.device, true);
   runKernel('neg', [x, out]);
   return record(out, 'neg', [x], (g) => [neg(g)]);
 }
@@ -33,7 +33,7 @@ export function affine(x: Tensor, scale: number, shift = 0): Tensor {
   checkTensor(x, 'affine', 'x');
   checkFloat(x, 'affine', 'x');
   if (!Number.isFinite(scale) || !Number.isFinite(shift)) throw new ArgumentError(`affine: scale and shift must be finite, got ${scale}, ${shift}`);
-  const out = Tensor.empty(x.shape, x.dtype, x.device);
+  const out = Tensor.empty(x.shape, x.dtype, x.device, true);
   runKernel('affine', [x, out], [scale, shift]);
   return record(out, 'affine', [x], (g) => [affine(g, scale, 0)]);
 }

@@ -34,7 +34,7 @@ function inferReshape(shape: Shape, numel: number, op: string, from: Tensor): nu
 /** A contiguous copy if `t` is not contiguous, else `t` itself (no autograd; internal). */
 export function contiguousData(t: Tensor): Tensor {
   if (t.isContiguous()) return t;
-  const out = Tensor.empty(t.shape, t.dtype, t.device);
+  const out = Tensor.empty(t.shape, t.dtype, t.device, true); // the copy writes every element
   runKernel('copy', [t, out]);
   return out;
 }
@@ -48,7 +48,7 @@ export function contiguous(x: Tensor): Tensor {
 /** A copy with its own storage. */
 export function clone(x: Tensor): Tensor {
   checkTensor(x, 'clone', 'x');
-  const out = Tensor.empty(x.shape, x.dtype, x.device);
+  const out = Tensor.empty(x.shape, x.dtype, x.device, true);
   runKernel('copy', [x, out]);
   return record(out, 'clone', [x], (g) => [g]);
 }
@@ -122,16 +122,23 @@ export function slice(x: Tensor, dim: number, start = 0, end?: number, step = 1)
   const strides = [...x.strides];
   strides[d] = x.strides[d] * step;
   const out = x.viewOf(shape, strides, x.offset + (len > 0 ? s * x.strides[d] : 0));
+  // The window of a gradient buffer `into` (shaped like x, any strides) that this slice covers.
+  const windowOf = (into: Tensor): Tensor => {
+    const st = [...into.strides];
+    st[d] = into.strides[d] * step;
+    return into.viewOf(shape, st, into.offset + (len > 0 ? s * into.strides[d] : 0));
+  };
   return record(out, 'slice', [x], (g) => {
     const gx = Tensor.empty(x.shape, g.dtype, g.device);
-    const window = gx.viewOf(shape, (() => {
-      const st = [...gx.strides];
-      st[d] = gx.strides[d] * step;
-      return st;
-    })(), len > 0 ? s * gx.strides[d] : 0);
+    const window = windowOf(gx);
     runKernel('copy', [g, window]);
     window.dispose();
     return [gx];
+  }, (g, into) => {
+    if (len === 0) return;
+    const window = windowOf(into);
+    runKernel('add', [window, g, window]);
+    window.dispose();
   });
 }
 
@@ -227,7 +234,7 @@ export function to(x: Tensor, target: DType | Device | { dtype?: DType; device?:
   if (dtype === x.dtype && device === x.device) return x;
   let out: Tensor;
   if (device === x.device) {
-    out = Tensor.empty(x.shape, dtype, device);
+    out = Tensor.empty(x.shape, dtype, device, true);
     runKernel('copy', [x, out]);
   } else {
     // Cross-device: make it contiguous (and converted) on the source side, then one memcpy.

@@ -22,12 +22,16 @@ constexpr size_t kMaxAllocBytes = size_t(1) << 40;
 // Allocate memory, zero-filled unless `zero` is false (for outputs a kernel overwrites entirely);
 // throws tessera::Error (never aborts) when it cannot.
 Storage* storage_alloc(size_t nbytes, Device device, bool zero = true);
-// Free the memory (idempotent); the Storage object itself stays valid and reports freed.
+// Free the memory (idempotent); the Storage object itself stays valid and reports freed. Host
+// blocks go back to a size-class cache for reuse (see storage.cpp), bounded in bytes.
 void storage_release(Storage* s);
+// Return every cached (freed, kept for reuse) host block to the system.
+void host_empty_cache();
 
 struct MemoryStats {
   int64_t host_bytes, host_blocks, host_peak_bytes;
   int64_t device_bytes, device_blocks;
+  int64_t host_cached_bytes;  // freed host blocks kept for reuse (not in host_bytes)
 };
 MemoryStats memory_stats();
 

@@ -6,13 +6,16 @@
 #include "napi/op_table.h"
 
 #include "cpu/binary.h"
+#include "cpu/contrastive.h"
 #include "cpu/copy.h"
 #include "cpu/cross_entropy.h"
+#include "cpu/flash_attention.h"
 #include "cpu/indexing.h"
 #include "cpu/layernorm.h"
 #include "cpu/matmul.h"
 #include "cpu/optim.h"
 #include "cpu/reduce.h"
+#include "cpu/sinkhorn.h"
 #include "cpu/softmax.h"
 #include "cpu/unary.h"
 #ifdef TESSERA_WITH_CUDA
@@ -116,6 +119,23 @@ static const OpEntry kOps[] = {
   {"sgd_step", cpu::sgd_step, nullptr},
   {"lion_step", cpu::lion_step, nullptr},
   {"sum_squares", cpu::sum_squares, nullptr},
+
+  // --- flash_attention: tiled attention with online softmax (native/cpu/flash_attention.cpp)
+  {"flash_attention", cpu::flash_attention, nullptr},
+  {"flash_attention_backward", cpu::flash_attention_backward, nullptr},
+
+  // --- contrastive: fused softmax/sigmoid contrastive losses (native/cpu/contrastive.cpp)
+  {"contrastive_softmax", cpu::contrastive_softmax, nullptr},
+  {"contrastive_softmax_backward", cpu::contrastive_softmax_backward, nullptr},
+  {"contrastive_sigmoid", cpu::contrastive_sigmoid, nullptr},
+  {"contrastive_sigmoid_backward", cpu::contrastive_sigmoid_backward, nullptr},
+
+  // --- sinkhorn: log-domain Sinkhorn and OT (native/cpu/sinkhorn.cpp)
+  {"sinkhorn", cpu::sinkhorn, nullptr},
+  {"sinkhorn_plan", cpu::sinkhorn_plan, nullptr},
+  {"sinkhorn_grad_points", cpu::sinkhorn_grad_points, nullptr},
+  {"klot", cpu::klot, nullptr},
+  {"klot_backward", cpu::klot_backward, nullptr},
 };
 // clang-format on
 
