@@ -9,6 +9,7 @@ import { runFlashAttention } from './flash_attention.bench';
 import { runMatmul } from './matmul.bench';
 import { runReduce } from './reduce.bench';
 import { runSinkhorn } from './sinkhorn.bench';
+import { runTrainStep } from './train_step.bench';
 
 async function main(): Promise<void> {
   const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
@@ -19,6 +20,7 @@ async function main(): Promise<void> {
   await runSinkhorn();
   await runContrastive();
   await runFlashAttention();
+  await runTrainStep();
 }
 
 main().catch((e) => {

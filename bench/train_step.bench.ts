@@ -1,12 +1,19 @@
 // One CLIP training step (forward, backward, AdamW step) of a small ViT image tower plus a small
 // causal text tower, tessera vs PyTorch eager on the CPU (bench/peers/torch_train_step.py, the
-// same models and sizes), same thread count, same run. Rounds alternate between the two sides
-// (which goes first alternates too) so load from a neighbour does not bias one of them; each
-// side reports its best round. steps/s = steps / wall time of `steps` back-to-back steps after
-// warm-up, each step inside scope().
+// same models and sizes), same thread count, same run. Rounds interleave the sides (the order
+// rotates each round) so load from a neighbour does not bias one of them; each side reports its
+// best round. steps/s = steps / wall time of `steps` back-to-back steps after warm-up, each step
+// inside scope() (tessera) or after zero_grad(set_to_none=True) (PyTorch).
+//
+// PyTorch runs twice per round. Debian's python3-torch runs its own ops on OpenMP (libgomp) and
+// its matmuls on OpenBLAS's separate pthread pool; with libgomp's default spin-wait its idle
+// OpenMP threads keep spinning on the cores OpenBLAS's threads need, which slows PyTorch's step
+// about 2.5x on this 2-core machine. So the table has a row for PyTorch as installed and one
+// with OMP_WAIT_POLICY=PASSIVE (its threads sleep when idle), the better PyTorch setting here.
 //
 // BENCH_THREADS sets the threads of both sides; BENCH_ROUNDS (default 3), BENCH_STEPS
-// (default 10 timed steps per sample), BENCH_SAMPLES (default 3 samples per round).
+// (default 10 timed steps per sample), BENCH_SAMPLES (default 3 samples per round),
+// BENCH_QUIET_WAIT (seconds a round may wait for other processes to go idle, default 60).
 
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
@@ -115,9 +122,9 @@ const PYTHON = process.env.TESSERA_PEER_PYTHON ?? (fs.existsSync('/usr/bin/pytho
 
 interface TorchResult { samples: number[]; label: string; error?: string }
 
-function timeTorch(c: TrainStepConfig, threads: number, warmup: number, steps: number, samples: number): TorchResult {
+function timeTorch(c: TrainStepConfig, threads: number, warmup: number, steps: number, samples: number, extraEnv: Record<string, string>): TorchResult {
   const script = path.resolve(__dirname, '..', '..', 'bench', 'peers', 'torch_train_step.py');
-  const env: NodeJS.ProcessEnv = { ...process.env, OMP_NUM_THREADS: String(threads), OPENBLAS_NUM_THREADS: String(threads), MKL_NUM_THREADS: String(threads) };
+  const env: NodeJS.ProcessEnv = { ...process.env, OMP_NUM_THREADS: String(threads), OPENBLAS_NUM_THREADS: String(threads), MKL_NUM_THREADS: String(threads), ...extraEnv };
   // As bench/peer.ts: let OpenBLAS (torch's BLAS here) detect the CPU instead of a pinned core type.
   delete env.OPENBLAS_CORETYPE;
   if (process.env.BENCH_OPENBLAS_CORETYPE) env.OPENBLAS_CORETYPE = process.env.BENCH_OPENBLAS_CORETYPE;
@@ -131,6 +138,34 @@ function timeTorch(c: TrainStepConfig, threads: number, warmup: number, steps: n
   return { samples: parsed.samples, label: `PyTorch ${parsed.torch}` };
 }
 
+/** Fraction of all CPUs busy over the next `ms` milliseconds (from /proc/stat; we are idle meanwhile). */
+function busyFraction(ms: number): number {
+  const read = () => {
+    const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+    return { idle: f[3] + (f[4] || 0), total: f.reduce((x, y) => x + y, 0) };
+  };
+  const a = read();
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+  const b = read();
+  return b.total > a.total ? 1 - (b.idle - a.idle) / (b.total - a.total) : 0;
+}
+
+/** Wait (up to BENCH_QUIET_WAIT seconds) until other processes use < 25% of the CPUs; true if they do. */
+function waitQuiet(): boolean {
+  const limit = Number(process.env.BENCH_QUIET_WAIT ?? 60);
+  if (!(limit > 0) || !fs.existsSync('/proc/stat')) return true;
+  const deadline = Date.now() + limit * 1000;
+  for (;;) {
+    if (busyFraction(500) < 0.25) return true;
+    if (Date.now() > deadline) return false;
+  }
+}
+
+const PEERS: { name: string; env: Record<string, string> }[] = [
+  { name: 'as installed', env: {} },
+  { name: 'OMP_WAIT_POLICY=PASSIVE', env: { OMP_WAIT_POLICY: 'PASSIVE' } },
+];
+
 export async function runTrainStep(c: TrainStepConfig = DEFAULT_CONFIG): Promise<string> {
   const threads = benchThreads();
   ts.setNumThreads(threads);
@@ -138,35 +173,48 @@ export async function runTrainStep(c: TrainStepConfig = DEFAULT_CONFIG): Promise
   const steps = Number(process.env.BENCH_STEPS ?? 10);
   const samples = Number(process.env.BENCH_SAMPLES ?? 3);
   const tr = makeTrainer(c);
+  for (let i = 0; i < 5; i++) tr.step(); // first steps fill the allocator cache and JIT-compile
   const ours: number[] = [];
-  const peer: number[] = [];
+  const peer: number[][] = PEERS.map(() => []);
   let label = 'PyTorch';
   let error: string | undefined;
-  for (let r = 0; r < rounds; r++) {
-    const runOurs = () => {
-      const s = timeTessera(tr, 3, steps, samples);
+  let busyRounds = 0;
+  const sides: (() => string)[] = [
+    () => {
+      const s = timeTessera(tr, 2, steps, samples);
       ours.push(Math.max(...s));
-    };
-    const runPeer = () => {
-      if (error) return;
-      const p = timeTorch(c, threads, 3, steps, samples);
-      if (p.error) error = p.error;
-      else {
-        label = p.label;
-        peer.push(Math.max(...p.samples));
+      return `tessera ${ours[ours.length - 1].toFixed(2)}`;
+    },
+    ...PEERS.map((p, i) => () => {
+      if (error) return '';
+      const r = timeTorch(c, threads, 3, steps, samples, p.env);
+      if (r.error) {
+        error = r.error;
+        return '';
       }
-    };
-    if (r % 2 === 0) { runOurs(); runPeer(); } else { runPeer(); runOurs(); }
-    console.log(`round ${r + 1}: tessera ${ours[ours.length - 1].toFixed(2)} steps/s` +
-      (peer.length === r + 1 ? `, ${label} ${peer[r].toFixed(2)} steps/s` : ''));
+      label = r.label;
+      peer[i].push(Math.max(...r.samples));
+      return `PyTorch (${p.name}) ${peer[i][peer[i].length - 1].toFixed(2)}`;
+    }),
+  ];
+  for (let r = 0; r < rounds; r++) {
+    const parts: string[] = [];
+    for (let k = 0; k < sides.length; k++) {
+      if (!waitQuiet()) busyRounds++;
+      parts.push(sides[(r + k) % sides.length]());
+    }
+    console.log(`round ${r + 1}: ${parts.filter(Boolean).join(', ')} steps/s`);
   }
   tr.dispose();
   if (error) console.log(error);
-  const rows: Row[] = [{
-    case: `ViT ${c.layers}x${c.width} (${c.image}x${c.image}x${c.channels}, patch ${c.patch}) + text ${c.layers}x${c.width} (L ${c.context}, causal), CLIP loss, AdamW, batch ${c.batch}`,
-    ours: Math.max(...ours),
-    peer: peer.length ? Math.max(...peer) : null,
-  }];
+  if (busyRounds) console.log(`${busyRounds} of ${rounds * sides.length} runs started while other processes used >= 25% of the CPUs`);
+  const model = `ViT ${c.layers}x${c.width} (${c.image}x${c.image}x${c.channels}, patch ${c.patch}) + text ${c.layers}x${c.width} (L ${c.context}, causal), CLIP loss, AdamW, batch ${c.batch}`;
+  const best = Math.max(...ours);
+  const rows: Row[] = PEERS.map((p, i) => ({
+    case: `${model}; PyTorch ${p.name}`,
+    ours: best,
+    peer: peer[i].length ? Math.max(...peer[i]) : null,
+  }));
   return printTable(`Training step, float32, ${threads} threads (best of ${rounds} interleaved rounds)`, 'steps/s', label, rows);
 }
 

@@ -203,12 +203,17 @@ export function backward(root: Tensor, gradient?: Tensor): void {
         continue;
       }
       const grads = scope(() => fn.backward(g));
+      // Let go of g before passing the results on (unless one of them is g itself): a result
+      // that is a view of g (reshape, permute, a transposed weight gradient) then holds the only
+      // reference to its memory and can become a leaf's .grad or be added into in place.
+      const passesThrough = grads.includes(g);
+      if (!passesThrough) release(g);
       fn.inputs.forEach((input, i) => {
         const gi = grads[i];
         if (gi && input.requiresGrad) accumulate(input, gi);
       });
       for (const gi of new Set(grads)) if (gi && !uses.has(gi)) gi.dispose();
-      release(g);
+      if (passesThrough) release(g);
     }
     for (const g of pending.values()) release(g);
   });

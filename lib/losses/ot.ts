@@ -295,7 +295,7 @@ function marginal(t: Tensor | undefined, len: number, p: Problem, role: 'a' | 'b
   const perBatch = p.batched && t.ndim === 2 && t.shape[0] === p.B && t.shape[1] === len;
   if (!shared && !perBatch)
     throw new ShapeError(`${op}: ${role} must have shape [${len}]${p.batched ? ` or [${p.B}, ${len}]` : ''} to match the problem (n = ${p.n}, m = ${p.m}${p.batched ? `, B = ${p.B}` : ''}), got ${t.describe()}`);
-  let c = noGrad(() => (t.dtype === p.dtype ? contiguousData(t) : contiguousData(t.to(p.dtype))));
+  const c = noGrad(() => (t.dtype === p.dtype ? contiguousData(t) : contiguousData(t.to(p.dtype))));
   if (c !== t) p.temps.push(c);
   // Values: positive, finite, and (balanced) summing to 1 per problem.
   const vals = c.toTypedArray();
@@ -316,8 +316,7 @@ function marginal(t: Tensor | undefined, len: number, p: Problem, role: 'a' | 'b
   }
   const v = shared ? c.viewOf(shape, [0, 1], c.offset) : c.viewOf(shape, [len, 1], c.offset);
   p.temps.push(v);
-  c = v;
-  return c;
+  return v;
 }
 
 interface Solved {

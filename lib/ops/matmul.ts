@@ -94,10 +94,21 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
       ga = reduced.viewOf(a.shape, contiguousStridesOf(a.shape), reduced.offset);
     }
     if (b.requiresGrad) {
-      const at = ap.viewOf(swapLast(ap.shape), swapLast(ap.strides), ap.offset);
-      const full_b = matmulRaw(at, gc, [...batch, K, N], batch);
-      const reduced = sumToShape(full_b, bp.shape);
-      gb = reduced.viewOf(b.shape, contiguousStridesOf(b.shape), reduced.offset);
+      if (batch.length === 0 && b.ndim === 2 && K > 1 && N > 1 && b.strides[0] === 1 && b.strides[1] === K) {
+        // b is a transposed contiguous matrix (Linear's weight.T): compute the gradient in that
+        // layout, (g^T a) [N, K], and hand back its transposed view, so the weight's gradient
+        // comes out contiguous instead of being copied back from [K, N].
+        const gt = gc.viewOf([N, M], [1, N], gc.offset);
+        const dense = matmulRaw(gt, ap, [N, K], []);
+        gt.dispose();
+        gb = dense.viewOf([K, N], [1, K], 0);
+        dense.dispose();
+      } else {
+        const at = ap.viewOf(swapLast(ap.shape), swapLast(ap.strides), ap.offset);
+        const full_b = matmulRaw(at, gc, [...batch, K, N], batch);
+        const reduced = sumToShape(full_b, bp.shape);
+        gb = reduced.viewOf(b.shape, contiguousStridesOf(b.shape), reduced.offset);
+      }
     }
     return [ga, gb];
   });

@@ -57,7 +57,11 @@
 //
 // Everything that can fail (argument checks, ids, allocation) happens before the parallel
 // regions; nothing inside them throws. exp/log1p/sigmoid are the vectorisable float32 versions of
-// cpu/vec_math.h (vec_exp for float64), so the per-tile passes are `omp simd` loops.
+// cpu/vec_math.h (vec_exp for float64), so the per-tile passes are `omp simd` loops. Those loops
+// (and the packing) are compiled for the build's target: a portable build (TESSERA_PORTABLE=ON,
+// baseline x86-64) runs them with SSE2 and is markedly slower (on a 16-core Xeon: 1.3x -> 2x the
+// logit GEMM's time in the forward, 3.7x -> 7x in the backward), while the GEMMs still dispatch to
+// AVX-512 at run time.
 #include "cpu/contrastive.h"
 
 #include <omp.h>
@@ -414,7 +418,7 @@ struct Geom {
 };
 
 template <typename T>
-Geom<T> make_geom(const Setup& s) {
+Geom<T> make_geom(const Setup& s, int nt) {
   Geom<T> g;
   g.k = &tile_kernel<T>();
   g.n = s.n;
@@ -428,9 +432,10 @@ Geom<T> make_geom(const Setup& s) {
   g.kcb = kblock(s.d, g.k->kc);
   g.dpad = rup(s.d, g.NR);
   // Up to 4 row blocks (512 rows) share a packed b tile, as long as their packed rows and gradient
-  // accumulators (about 3 TR x D values each) stay within ~2 MiB per thread.
+  // accumulators (about 3 TR x D values each) stay within ~2 MiB per thread, and no more than a
+  // thread's share of the rows (nt threads own about N / nt rows each).
   const int64_t per_block = 3 * g.TR * g.dpad * (int64_t)sizeof(T);
-  g.SB = std::max<int64_t>(1, std::min<int64_t>({4, (int64_t(2) << 20) / per_block, cdiv(s.n, g.TR)}));
+  g.SB = std::max<int64_t>(1, std::min<int64_t>({4, (int64_t(2) << 20) / per_block, cdiv(cdiv(s.n, nt), g.TR)}));
   return g;
 }
 
@@ -648,13 +653,13 @@ void softmax_forward_rows(const Setup& s, const Geom<T>& g, const T* A, const T*
 
 template <typename T, bool Ids, bool Cols>
 void softmax_forward_typed(OpCall& c, const Setup& s) {
-  const Geom<T> g = make_geom<T>(s);
+  const int nt = plan_threads(s);
+  const Geom<T> g = make_geom<T>(s, nt);
   const T* A = c.t(0).data<T>();
   const T* B = c.t(1).data<T>();
   T* out = c.t(3).data<T>();
   T* lse_row = c.t(4).data<T>();
   T* lse_col = c.t(5).data<T>();
-  const int nt = plan_threads(s);
 
   Carver measure{nullptr};
   SoftmaxFwdBufs<T> probe;
@@ -813,9 +818,9 @@ void backward_block(const Geom<T>& g, const T* A, const T* B, T t, T* GA, T* GB,
 // Runs the whole backward; returns (dscale, dbias) summed over threads in order.
 template <typename T, typename Grad>
 GradAcc backward_sweep(const Setup& s, const T* A, const T* B, T* GA, T* GB, Grad&& grad) {
-  const Geom<T> g = make_geom<T>(s);
-  const T t = T(s.t);
   const int nt = plan_threads(s);
+  const Geom<T> g = make_geom<T>(s, nt);
+  const T t = T(s.t);
   Carver measure{nullptr};
   BwdBufs<T> probe;
   probe.carve(measure, g);
@@ -1009,11 +1014,11 @@ double sigmoid_forward_rows(const Setup& s, const Geom<T>& g, const T* A, const 
 
 template <typename T, bool Ids>
 void sigmoid_forward_typed(OpCall& c, const Setup& s) {
-  const Geom<T> g = make_geom<T>(s);
+  const int nt = plan_threads(s);
+  const Geom<T> g = make_geom<T>(s, nt);
   const T* A = c.t(0).data<T>();
   const T* B = c.t(1).data<T>();
   T* out = c.t(4).data<T>();
-  const int nt = plan_threads(s);
   Carver measure{nullptr};
   TileBufs<T> probe;
   probe.carve(measure, g);

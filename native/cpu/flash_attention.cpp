@@ -33,16 +33,21 @@
 //     Recomputing S and P costs one extra Bq x Bk x hd GEMM per tile (5 GEMMs in the backward
 //     instead of 4) and saves the O(Lq * Lk) memory of storing P.
 //
-// PARALLELISM AND DETERMINISM. Forward: units are (batch*head, query block), taken dynamically
-// (causal: heaviest block of a head first); each unit owns its output rows. Backward: units are
-// (batch*head, segment of key blocks); a unit owns dK, dV of its key blocks. dQ is the shared
-// one: when B*H >= 2 * threads a unit is a whole head (one segment) and accumulates that head's dQ
-// in a thread-private buffer it writes out at the end, so nothing is shared at all. Otherwise each
-// head's key blocks are cut into nseg = min(key blocks, ceil(2 * threads / (B*H))) segments of
-// about equal work (causal: counted in tiles), each with its own dQ partial, and a second parallel
-// pass adds the partials of a head in segment order. Every sum is therefore taken in a fixed order:
-// results do not depend on scheduling, and only on the thread count when B*H < 2 * threads
-// (where the segment count depends on it).
+// PARALLELISM AND DETERMINISM. Two modes, chosen per call from B*H and the thread count.
+//   Head mode (B*H >= 2 * threads, or one thread): a unit is a whole head, taken dynamically.
+//     The thread packs that head's operands lazily into its own cache; in the backward it also
+//     accumulates the head's dQ in a private buffer and writes it out at the end. Nothing is
+//     shared between threads at all.
+//   Shared mode (fewer heads than that): the operands of every head (K, V^T in the forward; Q, dO
+//     panels, D and L in the backward) are packed once, in parallel, into one shared buffer, and
+//     the units get finer so that every thread has work: forward units are (head, query block);
+//     backward units are (head, segment of key blocks), nseg = min(key blocks, B*H >= threads ?
+//     2 : ceil(threads / (B*H))) segments of about equal work per head (causal: counted in
+//     tiles). A unit owns dK, dV of its key blocks; dQ, the one shared result, goes to a partial
+//     per unit, and a second parallel pass adds a head's partials in segment order.
+// Forward units own their output rows (causal: the heaviest query block of a head is taken
+// first). Every sum is taken in a fixed order, so results do not depend on scheduling; they
+// depend on the thread count only through nseg (backward dQ, shared mode).
 //
 // TILES ON THE MATMUL MICRO-KERNELS. Every product is a run of the register-blocked micro-kernels
 // of cpu/matmul_kernels.h (MR x NR tiles of C from packed A and B panels; AVX-512 8 x 48 float32
@@ -58,15 +63,17 @@
 //            packed-B layout of dV^T += dO^T P and dK^T += Q^T dS; dQ^T += K^T dS^T needs dS^T,
 //            made by one SIMD 8 x 8 transpose of the tile. dK^T, dV^T, dQ^T are transposed on
 //            write-out.
-// Packed operands of a head (K, V panels in the forward; Q, dO panels, D and L in the backward)
-// are built lazily per block and cached per thread while the thread stays on that head.
+// Packed operands are built once per head per call (see the modes above), so packing is O(L hd)
+// against O(L^2 hd) multiply-adds.
 // Exponentials use the vectorised exp of cpu/vec_exp.h (0.78 ulp float32). The row sums l and
 // D_i accumulate in double.
 //
-// MEMORY. No [Lq, Lk] buffer. Per thread: the packed K, V (forward) or Q, dO (backward) of one
-// head, O(L * hd), plus a few Bq x Bk tiles; in the backward with nseg > 1 also the dQ partials,
-// nseg * B*H * Lq * hd. All of it is allocated through the tracked host allocator
-// (core/storage.h), so memoryStats() reports it; it is released before the op returns.
+// MEMORY. No [Lq, Lk] buffer. Head mode: per thread one head's packed operands (2 L hd
+// forward, about 4 L hd backward) plus its dQ buffer and a few Bq x Bk tiles. Shared mode: the
+// packed operands of all heads (about the size of k + v forward, of 2 q + 2 grad_out backward)
+// plus, in the backward, nseg * B*H dQ partials of Lq x hd (about threads * Lq * hd). All of it
+// comes from the tracked host allocator (core/storage.h), so memoryStats() reports it; it is
+// released before the op returns.
 //
 // Environment (tuning and tests only): TESSERA_MATMUL_KERNEL=generic|avx2|avx512 caps the
 // micro-kernel as for matmul; TESSERA_FA_BLOCK=<n> sets Bq = Bk (rounded to a multiple of
@@ -232,9 +239,21 @@ int64_t block_size(int mr, int nr, int64_t len) {
 // Transposing pack: out[p * R + r] = src[r * ld + p] for r < rows (0 for rows <= r < R), p < kc.
 template <typename T>
 void tpack(const Kern<T>& kr, const T* src, int64_t ld, int R, int64_t rows, int64_t kc, T* out) {
-  if (rows == R && kr.tp && kc >= 8) {
-    kr.tp(src, ld, R, kc, out);
-    return;
+  if (kr.tp && kc >= 8) {
+    if (rows == R) {
+      kr.tp(src, ld, R, kc, out);
+      return;
+    }
+    // A partial panel (short sequences, edges): copy its rows into a zero-padded R-row block
+    // and use the SIMD transpose on that (the scalar loop below is ~3x slower).
+    constexpr int64_t kTmp = 8192;
+    if (R * kc <= kTmp) {
+      alignas(64) T tmp[kTmp];
+      for (int64_t r = 0; r < rows; ++r) std::memcpy(tmp + r * kc, src + r * ld, sizeof(T) * kc);
+      std::memset(tmp + rows * kc, 0, sizeof(T) * (R - rows) * kc);
+      kr.tp(tmp, kc, R, kc, out);
+      return;
+    }
   }
   for (int64_t p = 0; p < kc; ++p) {
     T* o = out + p * R;
@@ -357,6 +376,8 @@ struct Fwd {
   int64_t Bq, Bk, nqb, nkb, hdvp, Lkp;
   bool causal;
   T scale;
+  T *sharedK = nullptr, *sharedV = nullptr;  // every head's packed K / V^T (shared mode), else null
+  int64_t kv_head() const { return Lkp * (hd + hdvp); }  // elements of one head's packed K and V^T
 };
 
 template <typename T>
@@ -365,8 +386,8 @@ struct FwdScratch {
   double* l;
   int64_t* ktag;  // ktag[j] = the head whose key block j is in Kp / Vt, or -1
   void carve(Bump& bp, const Fwd<T>& a) {
-    Kp = bp.take<T>(a.Lkp * a.hd);
-    Vt = bp.take<T>(a.hdvp * a.Lkp);
+    Kp = a.sharedK ? nullptr : bp.take<T>(a.Lkp * a.hd);
+    Vt = a.sharedK ? nullptr : bp.take<T>(a.hdvp * a.Lkp);
     Qb = bp.take<T>(a.hd * a.Bq);
     St = bp.take<T>(a.Bk * a.Bq);
     Ot = bp.take<T>(a.hdvp * a.Bq);
@@ -382,13 +403,13 @@ struct FwdScratch {
 // Packed K (MR-row panels of keys along hd: A operand of S^T = K Q^T) and V^T (MR-row panels of
 // value dims along keys: A operand of O^T += V^T P^T) for key block j of head bh.
 template <typename T>
-void fwd_pack_kv(const Fwd<T>& a, FwdScratch<T>& s, int64_t b, int64_t h, int64_t j) {
+void fwd_pack_kv(const Fwd<T>& a, T* Kp, T* Vt, int64_t b, int64_t h, int64_t j) {
   const int MR = a.kr.mr;
   const int64_t j0 = j * a.Bk, kb = std::min(a.Bk, a.Lk - j0);
   for (int64_t r = 0; r < kb; r += MR)
-    tpack(a.kr, a.k.row(b, h, j0 + r), a.k.sl, MR, std::min<int64_t>(MR, kb - r), a.hd, s.Kp + (j0 + r) * a.hd);
+    tpack(a.kr, a.k.row(b, h, j0 + r), a.k.sl, MR, std::min<int64_t>(MR, kb - r), a.hd, Kp + (j0 + r) * a.hd);
   for (int64_t c = 0; c < a.hdvp; c += MR)
-    cpack(a.v.row(b, h, j0) + c, a.v.sl, MR, std::min<int64_t>(MR, a.hdv - c), kb, s.Vt + c * a.Lkp + j0 * MR);
+    cpack(a.v.row(b, h, j0) + c, a.v.sl, MR, std::min<int64_t>(MR, a.hdv - c), kb, Vt + c * a.Lkp + j0 * MR);
 }
 
 template <typename T>
@@ -405,6 +426,9 @@ void fwd_unit(const Fwd<T>& a, FwdScratch<T>& s, int64_t bh, int64_t qi) {
   const int64_t ncols = (nqp - 1) * NR + wlast;
   auto fn_g = [&](int64_t g) { return g == nqp - 1 ? fnlast : kr.fn; };
   const T ninf = -std::numeric_limits<T>::infinity();
+  // This head's packed K and V^T: pre-packed for all heads (shared mode), or this thread's cache.
+  T* const Kp = a.sharedK ? a.sharedK + bh * a.Lkp * hd : s.Kp;
+  T* const Vt = a.sharedV ? a.sharedV + bh * a.hdvp * a.Lkp : s.Vt;
 
   // Q block, scaled, as NR-query panels along hd (B operand of S^T = K Q^T).
   for (int64_t g = 0; g < nqp; ++g)
@@ -427,14 +451,14 @@ void fwd_unit(const Fwd<T>& a, FwdScratch<T>& s, int64_t bh, int64_t qi) {
   for (int64_t j = 0; j < jend; ++j) {
     if (a.mask.full && a.mask.full[b * a.nkb + j]) continue;
     const int64_t j0 = j * Bk, kb = std::min(Bk, a.Lk - j0);
-    if (s.ktag[j] != bh) {
-      fwd_pack_kv(a, s, b, h, j);
+    if (!a.sharedK && s.ktag[j] != bh) {
+      fwd_pack_kv(a, s.Kp, s.Vt, b, h, j);
       s.ktag[j] = bh;
     }
     // S^T tile: keys = rows, queries = columns, stored as NR-query panels [g][p][NR].
     for (int64_t g = 0; g < nqp; ++g)
       for (int64_t r = 0; r < kb; r += MR)
-        fn_g(g)(hd, s.Kp + (j0 + r) * hd, s.Qb + g * hd * NR, s.St + g * Bk * NR + r * NR, NR, T(0));
+        fn_g(g)(hd, Kp + (j0 + r) * hd, s.Qb + g * hd * NR, s.St + g * Bk * NR + r * NR, NR, T(0));
     const T* kbias = a.mask.bias ? a.mask.bias + b * a.Lk + j0 : nullptr;
     for (int64_t g = 0; g < nqp; ++g) {
       T* st = s.St + g * Bk * NR;
@@ -498,7 +522,7 @@ void fwd_unit(const Fwd<T>& a, FwdScratch<T>& s, int64_t bh, int64_t qi) {
     }
     for (int64_t r = 0; r < a.hdvp; r += MR)
       for (int64_t g = 0; g < nqp; ++g)
-        fn_g(g)(kb, s.Vt + r * a.Lkp + j0 * MR, s.St + g * Bk * NR, s.Ot + r * Bq + g * NR, Bq, T(1));
+        fn_g(g)(kb, Vt + r * a.Lkp + j0 * MR, s.St + g * Bk * NR, s.Ot + r * Bq + g * NR, Bq, T(1));
   }
   // O = O^T^T / l, saved (m, 1/l); rows with nothing visible: O = 0, m = -inf.
   for (int64_t i = 0; i < qb; ++i) {
@@ -527,54 +551,73 @@ void forward_run(Fwd<T>& a, const TensorRef* mask) {
   a.nkb = cdiv(a.Lk, a.Bk);
   a.hdvp = rup(a.hdv, kr.mr);
   a.Lkp = a.nkb * a.Bk;
-  const int64_t BH = a.B * a.H, units = BH * a.nqb;
-  if (units == 0) return;
+  const int64_t BH = a.B * a.H;
+  if (BH * a.nqb == 0) return;
   int nt = num_threads();
   if (BH * a.Lq * a.Lk * (a.hd + a.hdv) < kParallelMinWork) nt = 1;
+  // Head mode (B*H >= 2 * threads, or one thread): a unit is a whole head, whose packed K and V^T
+  // each thread caches (threads * one head of memory). Shared mode (few heads, many threads):
+  // every head's K and V^T are packed once, in parallel, into a shared buffer (the size of k and
+  // v), and a unit is one query block, so that all threads have work and none repacks a head.
+  const bool shared_kv = nt > 1 && BH < 2 * (int64_t)nt;
+  const int64_t units = shared_kv ? BH * a.nqb : BH;
   nt = (int)std::min<int64_t>(nt, units);
 
   Bump shared{nullptr};
   build_mask<T>(mask, a.B, a.Lk, a.Bk, a.nkb, shared);
+  if (shared_kv) shared.take<T>(BH * a.kv_head());
   Bump per{nullptr};
   FwdScratch<T> probe;
+  if (shared_kv) a.sharedK = a.sharedV = reinterpret_cast<T*>(64);  // carve() only tests them
   probe.carve(per, a);
+  a.sharedK = a.sharedV = nullptr;
   const size_t per_bytes = per.used;
   Scratch mem(shared.used + per_bytes * nt, false);
   Bump sb{mem.data()};
   a.mask = build_mask<T>(mask, a.B, a.Lk, a.Bk, a.nkb, sb);
+  if (shared_kv) {
+    a.sharedK = sb.take<T>(BH * a.kv_head());
+    a.sharedV = a.sharedK + BH * a.Lkp * a.hd;
+  }
   char* thread_base = mem.data() + shared.used;
 
-  auto unit_of = [&](int64_t u, int64_t* bh, int64_t* qi) {
-    *bh = u / a.nqb;
-    const int64_t k = u % a.nqb;
-    *qi = a.causal ? a.nqb - 1 - k : k;  // causal: the heaviest block of a head first
+  // Query block k of a head, causal: the heaviest first.
+  auto qblock = [&](int64_t k) { return a.causal ? a.nqb - 1 - k : k; };
+  auto body = [&](FwdScratch<T>& s, int64_t u) {
+    if (shared_kv) {
+      fwd_unit(a, s, u / a.nqb, qblock(u % a.nqb));
+    } else {
+      for (int64_t k = 0; k < a.nqb; ++k) fwd_unit(a, s, u, qblock(k));
+    }
   };
-  auto run = [&](int t, int64_t u0, int64_t u1, bool dynamic) {
+  auto init = [&](int t, FwdScratch<T>& s) {
     Bump tb{thread_base + per_bytes * t};
-    FwdScratch<T> s;
     s.carve(tb, a);
     for (int64_t j = 0; j < a.nkb; ++j) s.ktag[j] = -1;
-    if (!dynamic) {
-      for (int64_t u = u0; u < u1; ++u) {
-        int64_t bh, qi;
-        unit_of(u, &bh, &qi);
-        fwd_unit(a, s, bh, qi);
-      }
-      return;
-    }
-#pragma omp for schedule(dynamic, 1) nowait
-    for (int64_t u = u0; u < u1; ++u) {
-      int64_t bh, qi;
-      unit_of(u, &bh, &qi);
-      fwd_unit(a, s, bh, qi);
-    }
+  };
+  auto prepack = [&](int64_t w) {  // shared mode: key block w % nkb of head w / nkb
+    const int64_t bh = w / a.nkb;
+    fwd_pack_kv(a, a.sharedK + bh * a.Lkp * a.hd, a.sharedV + bh * a.hdvp * a.Lkp, bh / a.H, bh % a.H, w % a.nkb);
   };
   if (nt == 1) {
-    run(0, 0, units, false);
+    FwdScratch<T> s;
+    init(0, s);
+    if (shared_kv)
+      for (int64_t w = 0; w < BH * a.nkb; ++w) prepack(w);
+    for (int64_t u = 0; u < units; ++u) body(s, u);
     return;
   }
 #pragma omp parallel num_threads(nt)
-  run(omp_get_thread_num(), 0, units, true);
+  {
+    FwdScratch<T> s;
+    init(omp_get_thread_num(), s);
+    if (shared_kv) {
+#pragma omp for schedule(dynamic, 4)
+      for (int64_t w = 0; w < BH * a.nkb; ++w) prepack(w);
+    }
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t u = 0; u < units; ++u) body(s, u);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -591,21 +634,35 @@ struct Bwd {
   int64_t Bq, Bk, nqb, nkb, hdp, hdvp, Lqp, nseg;
   bool causal;
   T scale;
+  T* sharedQ = nullptr;  // every head's HeadQ (shared mode), else null
+  int64_t q_head() const { return Lqp * (hd + hdp + hdv + hdvp + 3); }  // elements of one HeadQ
+};
+
+// One head's query-side operands, filled per query block (see bwd_pack_q).
+template <typename T>
+struct HeadQ {
+  T *Qa, *Qt, *dOa, *dOt, *Dv, *Ls, *Linv;
+  static HeadQ at(const Bwd<T>& a, T* p) {
+    HeadQ h;
+    h.Qa = p;
+    h.Qt = h.Qa + a.Lqp * a.hd;
+    h.dOa = h.Qt + a.hdp * a.Lqp;
+    h.dOt = h.dOa + a.Lqp * a.hdv;
+    h.Dv = h.dOt + a.hdvp * a.Lqp;
+    h.Ls = h.Dv + a.Lqp;
+    h.Linv = h.Ls + a.Lqp;
+    return h;
+  }
 };
 
 template <typename T>
 struct BwdScratch {
-  T *Qa, *Qt, *dOa, *dOt, *Dv, *Ls, *Linv;  // per head, filled lazily per query block
-  int64_t* qtag;                     // qtag[i] = the head whose query block i is packed, or -1
+  HeadQ<T> head;    // this thread's cache of one head (head mode; unused in shared mode)
+  int64_t* qtag;    // qtag[i] = the head whose query block i is in `head`, or -1
   T *Kb, *Vb, *Kt, *kbb, *Sb, *dPb, *dSt, *dKt, *dVt, *dQt;
   void carve(Bump& bp, const Bwd<T>& a) {
-    Qa = bp.take<T>(a.Lqp * a.hd);
-    Qt = bp.take<T>(a.hdp * a.Lqp);
-    dOa = bp.take<T>(a.Lqp * a.hdv);
-    dOt = bp.take<T>(a.hdvp * a.Lqp);
-    Dv = bp.take<T>(a.Lqp);
-    Ls = bp.take<T>(a.Lqp);
-    Linv = bp.take<T>(a.Lqp);
+    T* h = a.sharedQ ? nullptr : bp.take<T>(a.q_head());
+    head = HeadQ<T>::at(a, h);
     qtag = bp.take<int64_t>(a.nqb);
     Kb = bp.take<T>(a.Bk * a.hd);
     Vb = bp.take<T>(a.Bk * a.hdv);
@@ -624,7 +681,7 @@ struct BwdScratch {
 // of S = Q K^T and dP = dO V^T), Q^T and dO^T as MR-row panels along queries (A operands of
 // dK^T += Q^T dS and dV^T += dO^T P), D_i = rowsum(dO_i * O_i) and the safe L (+inf for -inf).
 template <typename T>
-void bwd_pack_q(const Bwd<T>& a, BwdScratch<T>& s, int64_t b, int64_t h, int64_t qi) {
+void bwd_pack_q(const Bwd<T>& a, const HeadQ<T>& s, int64_t b, int64_t h, int64_t qi) {
   const Kern<T>& kr = a.kr;
   const int MR = kr.mr;
   const int64_t i0 = qi * a.Bq, qb = std::min(a.Bq, a.Lq - i0);
@@ -655,6 +712,7 @@ void bwd_pack_q(const Bwd<T>& a, BwdScratch<T>& s, int64_t b, int64_t h, int64_t
     const T* dor = a.dout.row(b, h, i0 + i);
     const T* orow = a.o.row(b, h, i0 + i);
     double d = 0;
+#pragma omp simd reduction(+ : d)
     for (int64_t c = 0; c < a.hdv; ++c) d += (double)dor[c] * (double)orow[c];
     const T* lse = a.lse + a.ls.at(b, h, i0 + i);
     s.Dv[i0 + i] = T(d);
@@ -673,6 +731,7 @@ void bwd_unit(const Bwd<T>& a, BwdScratch<T>& s, int64_t bh, int64_t j_begin, in
   const int64_t Bq = a.Bq, Bk = a.Bk, hd = a.hd, hdv = a.hdv, Lqp = a.Lqp;
   const T ninf = -std::numeric_limits<T>::infinity();
   const T scale = a.scale;
+  const HeadQ<T> hq = a.sharedQ ? HeadQ<T>::at(a, a.sharedQ + bh * a.q_head()) : s.head;
   std::memset(dQt, 0, sizeof(T) * a.hdp * Lqp);
 
   for (int64_t j = j_begin; j < j_end; ++j) {
@@ -705,8 +764,8 @@ void bwd_unit(const Bwd<T>& a, BwdScratch<T>& s, int64_t bh, int64_t j_begin, in
 
     const int64_t qstart = a.causal ? j0 / Bq : 0;
     for (int64_t qi = qstart; qi < a.nqb; ++qi) {
-      if (s.qtag[qi] != bh) {
-        bwd_pack_q(a, s, b, h, qi);
+      if (!a.sharedQ && s.qtag[qi] != bh) {
+        bwd_pack_q(a, s.head, b, h, qi);
         s.qtag[qi] = bh;
       }
       const int64_t i0 = qi * Bq, qb = std::min(Bq, a.Lq - i0);
@@ -714,8 +773,8 @@ void bwd_unit(const Bwd<T>& a, BwdScratch<T>& s, int64_t bh, int64_t j_begin, in
       // S = scale Q K^T and dP = dO V^T: queries = rows, keys = lanes, NR-key panels [q][i][NR].
       for (int64_t kp = 0; kp < nkp; ++kp)
         for (int64_t r = 0; r < rows; r += MR) {
-          fn_k(kp)(hd, s.Qa + (i0 + r) * hd, s.Kb + kp * NR * hd, s.Sb + kp * Bq * NR + r * NR, NR, T(0));
-          fn_k(kp)(hdv, s.dOa + (i0 + r) * hdv, s.Vb + kp * NR * hdv, s.dPb + kp * Bq * NR + r * NR, NR, T(0));
+          fn_k(kp)(hd, hq.Qa + (i0 + r) * hd, s.Kb + kp * NR * hd, s.Sb + kp * Bq * NR + r * NR, NR, T(0));
+          fn_k(kp)(hdv, hq.dOa + (i0 + r) * hdv, s.Vb + kp * NR * hdv, s.dPb + kp * Bq * NR + r * NR, NR, T(0));
         }
       // P = exp(S - L) (masked), dS = scale * P (dP - D): P over S, dS over dP.
       for (int64_t kp = 0; kp < nkp; ++kp) {
@@ -725,7 +784,7 @@ void bwd_unit(const Bwd<T>& a, BwdScratch<T>& s, int64_t bh, int64_t j_begin, in
         for (int64_t i = 0; i < rows; ++i) {
           T* sp = s.Sb + kp * Bq * NR + i * NR;
           T* dp = s.dPb + kp * Bq * NR + i * NR;
-          const T m = s.Ls[i0 + i], inv = s.Linv[i0 + i], D = s.Dv[i0 + i];
+          const T m = hq.Ls[i0 + i], inv = hq.Linv[i0 + i], D = hq.Dv[i0 + i];
           const int64_t cut = i0 + i - k0;  // lanes c > cut are keys after this query
           if (a.causal && cut < W - 1) {
 #pragma omp simd
@@ -748,10 +807,10 @@ void bwd_unit(const Bwd<T>& a, BwdScratch<T>& s, int64_t bh, int64_t j_begin, in
       // dV^T += dO^T P and dK^T += Q^T dS (k = the block's queries).
       for (int64_t c = 0; c < a.hdvp; c += MR)
         for (int64_t kp = 0; kp < nkp; ++kp)
-          fn_k(kp)(qb, s.dOt + c * Lqp + i0 * MR, s.Sb + kp * Bq * NR, s.dVt + c * Bk + kp * NR, Bk, T(1));
+          fn_k(kp)(qb, hq.dOt + c * Lqp + i0 * MR, s.Sb + kp * Bq * NR, s.dVt + c * Bk + kp * NR, Bk, T(1));
       for (int64_t c = 0; c < a.hdp; c += MR)
         for (int64_t kp = 0; kp < nkp; ++kp)
-          fn_k(kp)(qb, s.Qt + c * Lqp + i0 * MR, s.dPb + kp * Bq * NR, s.dKt + c * Bk + kp * NR, Bk, T(1));
+          fn_k(kp)(qb, hq.Qt + c * Lqp + i0 * MR, s.dPb + kp * Bq * NR, s.dKt + c * Bk + kp * NR, Bk, T(1));
       // dS^T as NR-query panels along keys, then dQ^T += K^T dS^T (k = the block's keys).
       const int64_t nqp = cdiv(qb, NR);
       int64_t wq_last;
@@ -798,8 +857,13 @@ void backward_run(Bwd<T>& a, const TensorRef* mask) {
   }
   int nt = num_threads();
   if (BH * a.Lq * a.Lk * (a.hd + a.hdv) < kParallelMinWork) nt = 1;
-  a.nseg = BH >= 2 * (int64_t)nt ? 1 : std::min<int64_t>(a.nkb, cdiv(2 * (int64_t)nt, BH));
-  if (nt == 1) a.nseg = 1;
+  // Head mode (B*H >= 2 * threads, or one thread): a unit is a whole head; each thread caches
+  // the packed Q / dO of its current head and accumulates that head's dQ privately. Shared mode
+  // (few heads, many threads): every head's Q / dO operands are packed once, in parallel, into a
+  // shared buffer (about twice the size of q and grad_out), and a head's key blocks are split
+  // into nseg segments (about one unit per thread) with dQ partials summed afterwards.
+  const bool shared_q = nt > 1 && BH < 2 * (int64_t)nt;
+  a.nseg = !shared_q ? 1 : std::min<int64_t>(a.nkb, BH >= nt ? 2 : cdiv(nt, BH));
   const int64_t units = BH * a.nseg;
   nt = (int)std::min<int64_t>(nt, units);
 
@@ -820,11 +884,13 @@ void backward_run(Bwd<T>& a, const TensorRef* mask) {
 
   Bump shared{nullptr};
   build_mask<T>(mask, a.B, a.Lk, a.Bk, a.nkb, shared);
-  T* partial_probe = a.nseg > 1 ? shared.take<T>(units * a.hdp * a.Lqp) : nullptr;
-  (void)partial_probe;
+  if (a.nseg > 1) shared.take<T>(units * a.hdp * a.Lqp);
+  if (shared_q) shared.take<T>(BH * a.q_head());
   Bump per{nullptr};
   BwdScratch<T> probe;
+  if (shared_q) a.sharedQ = reinterpret_cast<T*>(64);  // carve() only tests it
   probe.carve(per, a);
+  a.sharedQ = nullptr;
   const size_t per_bytes = per.used;
   // Zeroed once: tile rows past a short last query block are read (into unused columns) before
   // they are ever written, and must hold finite numbers.
@@ -832,6 +898,7 @@ void backward_run(Bwd<T>& a, const TensorRef* mask) {
   Bump sb{mem.data()};
   a.mask = build_mask<T>(mask, a.B, a.Lk, a.Bk, a.nkb, sb);
   T* partial = a.nseg > 1 ? sb.take<T>(units * a.hdp * a.Lqp) : nullptr;
+  if (shared_q) a.sharedQ = sb.take<T>(BH * a.q_head());
   char* thread_base = mem.data() + shared.used;
 
   auto write_dq = [&](int64_t bh, const T* dQt) {
@@ -867,9 +934,15 @@ void backward_run(Bwd<T>& a, const TensorRef* mask) {
     s.carve(tb, a);
     for (int64_t i = 0; i < a.nqb; ++i) s.qtag[i] = -1;
   };
+  auto prepack = [&](int64_t w) {  // shared mode: query block w % nqb of head w / nqb
+    const int64_t bh = w / a.nqb;
+    bwd_pack_q(a, HeadQ<T>::at(a, a.sharedQ + bh * a.q_head()), bh / a.H, bh % a.H, w % a.nqb);
+  };
   if (nt == 1) {
     BwdScratch<T> s;
     init(0, s);
+    if (shared_q)
+      for (int64_t w = 0; w < BH * a.nqb; ++w) prepack(w);
     for (int64_t u = 0; u < units; ++u) unit(s, u);
     if (a.nseg > 1)
       for (int64_t w = 0; w < BH * a.nqb; ++w) merge(w);
@@ -879,6 +952,10 @@ void backward_run(Bwd<T>& a, const TensorRef* mask) {
   {
     BwdScratch<T> s;
     init(omp_get_thread_num(), s);
+    if (shared_q) {
+#pragma omp for schedule(dynamic, 4)
+      for (int64_t w = 0; w < BH * a.nqb; ++w) prepack(w);
+    }
 #pragma omp for schedule(dynamic, 1)
     for (int64_t u = 0; u < units; ++u) unit(s, u);
     if (a.nseg > 1) {
