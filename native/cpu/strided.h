@@ -57,8 +57,15 @@ Layout<N> coalesce(const std::array<const TensorRef*, N>& ts) {
   return M;
 }
 
-// Calls row(base_offsets[N], inner_count, inner_strides[N]) for every innermost row, rows spread
-// over threads. Offsets are in elements relative to each tensor's data() pointer.
+// Calls row(base_offsets[N], count, inner_strides[N]) for every innermost row (or piece of one),
+// spread over threads. Offsets are in elements relative to each tensor's data() pointer.
+//
+// Rows longer than kRowPiece elements are cut into pieces of kRowPiece: contiguous tensors
+// coalesce to a single row, which otherwise ran on one thread whatever the thread count (a
+// [4096, 512] gelu took as long with 2 threads as with 1). Elementwise results do not depend on
+// the cut. Each thread still gets at least ~32K elements, as before.
+constexpr int64_t kRowPiece = 16384;
+
 template <int N, typename Row>
 void for_each_row(const std::array<const TensorRef*, N>& ts, Row&& row) {
   Layout<N> L = coalesce<N>(ts);
@@ -68,9 +75,12 @@ void for_each_row(const std::array<const TensorRef*, N>& ts, Row&& row) {
   for (int d = 0; d < inner; ++d) rows *= L.shape[d];
   int64_t inner_strides[N];
   for (int k = 0; k < N; ++k) inner_strides[k] = L.strides[k][inner];
-  const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(1, n_inner));
-  parallel_for(rows, grain, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {
+  const int64_t piece = n_inner > 2 * kRowPiece ? kRowPiece : std::max<int64_t>(1, n_inner);
+  const int64_t pieces = (n_inner + piece - 1) / piece;
+  const int64_t grain = std::max<int64_t>(1, 32768 / piece);
+  parallel_for(rows * pieces, grain, [&](int64_t w0, int64_t w1) {
+    for (int64_t w = w0; w < w1; ++w) {
+      const int64_t r = w / pieces, j0 = (w % pieces) * piece;
       int64_t offs[N] = {0};
       int64_t rem = r;
       for (int d = inner - 1; d >= 0; --d) {
@@ -78,7 +88,8 @@ void for_each_row(const std::array<const TensorRef*, N>& ts, Row&& row) {
         rem /= L.shape[d];
         for (int k = 0; k < N; ++k) offs[k] += i * L.strides[k][d];
       }
-      row(offs, n_inner, inner_strides);
+      for (int k = 0; k < N; ++k) offs[k] += j0 * inner_strides[k];
+      row(offs, std::min(piece, n_inner - j0), inner_strides);
     }
   });
 }

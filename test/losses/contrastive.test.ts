@@ -283,7 +283,7 @@ function checkBoth(what: string, inputs64: Tensor[], fused: (...xs: Tensor[]) =>
 
 const CLIP_SHAPES: [number, number][] = [
   [1, 1], [1, 7], [2, 1], [3, 5], [17, 1], [31, 64], [128, 16], [129, 33], [191, 7], [193, 40], [257, 31], [300, 129],
-  [70, 400], [20, 800],
+  [70, 400], [20, 800], [1100, 20], // more than one 4-block super-block of rows per thread
 ];
 
 test('clipLossFused = clipLoss(normalize: false) = float64 reference: values and gradients over shapes', () => {
@@ -307,7 +307,7 @@ test('multiPositiveClipLoss (group ids, N != M, rows without positives) = compos
   // [N, M, D, number of distinct ids]
   const shapes: [number, number, number, number][] = [
     [1, 1, 1, 1], [4, 6, 3, 2], [17, 5, 8, 3], [5, 17, 1, 4], [64, 100, 16, 10], [130, 200, 20, 50], [257, 129, 31, 40],
-    [200, 300, 64, 1000], [40, 40, 12, 40],
+    [200, 300, 64, 1000], [40, 40, 12, 40], [1030, 700, 8, 300],
   ];
   for (const [n, m, d, groups] of shapes) {
     const rid = Array.from({ length: n }, () => Math.floor(r() * groups));
@@ -343,7 +343,7 @@ test('multiPositiveClipLoss with distinct ids equals clipLossFused', () => {
 test('ntXentLoss = masked-logits crossEntropy composition = reference', () => {
   const seed = seedFor('ntXentLoss sweep');
   const r = jsRandom(seed);
-  const shapes: [number, number][] = [[1, 1], [1, 5], [2, 3], [7, 1], [64, 32], [97, 13], [150, 40], [65, 128], [30, 500]];
+  const shapes: [number, number][] = [[1, 1], [1, 5], [2, 3], [7, 1], [64, 32], [97, 13], [150, 40], [65, 128], [30, 500], [530, 12]];
   for (const [n, d] of shapes) {
     const s = Math.log(2) + (r() - 0.5); // tau around 0.5
     ts.scope(() => {
@@ -367,7 +367,7 @@ test('sigLipLoss (diagonal and group ids, N != M) = logsigmoid composition = ref
   // [N, M, D, groups]; groups 0 = diagonal positives
   const shapes: [number, number, number, number][] = [
     [1, 1, 1, 0], [3, 3, 5, 0], [129, 129, 33, 0], [257, 257, 31, 0], [200, 200, 400, 0], [5, 3, 4, 2], [1, 7, 3, 2],
-    [130, 200, 20, 50], [300, 100, 16, 7],
+    [130, 200, 20, 50], [300, 100, 16, 7], [1100, 300, 10, 40],
   ];
   for (const [n, m, d, groups] of shapes) {
     const rid = Array.from({ length: n }, () => Math.floor(r() * Math.max(1, groups)));
