@@ -3,6 +3,7 @@
 
 import * as os from 'os';
 import { cpuInfo } from '../lib';
+import { runAugment } from './augment.bench';
 import { runContrastive } from './contrastive.bench';
 import { runElementwise } from './elementwise.bench';
 import { runFlashAttention } from './flash_attention.bench';
@@ -20,6 +21,7 @@ async function main(): Promise<void> {
   await runSinkhorn();
   await runContrastive();
   await runFlashAttention();
+  await runAugment();
   await runTrainStep();
 }
 

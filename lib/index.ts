@@ -33,3 +33,5 @@ export * as nn from './nn';
 export { Module, StateDictError } from './nn/module';
 export * as optim from './optim';
 export * as losses from './losses';
+export * as data from './data';
+export * as evaluation from './eval';

@@ -9,7 +9,7 @@
 
 import { Tensor } from '../tensor';
 import { ShapeError } from '../errors';
-import { noGrad } from '../autograd';
+import { enableGrad, noGrad } from '../autograd';
 import { scope } from '../scope';
 import { tensor, zeros } from '../ops/creation';
 import { AdamW } from '../optim/adamw';
@@ -66,7 +66,8 @@ function probeAccuracy(xi: Float64Array, N: number, xt: Float64Array, M: number,
     });
     return [tensor(x, { shape: [set.length, D] }), tensor(y, { shape: [set.length, 1] })];
   };
-  return scope(() => {
+  // The probe trains with gradients even when the caller evaluates under noGrad.
+  return enableGrad(() => scope(() => {
     const [xTrain, yTrain] = pack(train);
     const [xTest, yTest] = pack(test);
     const w = zeros([D, 1], { requiresGrad: true });
@@ -89,5 +90,5 @@ function probeAccuracy(xi: Float64Array, N: number, xt: Float64Array, M: number,
       for (let i = 0; i < z.length; i++) if ((z[i] > 0 ? 1 : 0) === y[i]) right++;
       return right / z.length;
     });
-  });
+  }));
 }

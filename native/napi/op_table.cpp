@@ -5,6 +5,7 @@
 // test/ops/<family>.test.ts and its benchmark in bench/<family>.bench.ts.
 #include "napi/op_table.h"
 
+#include "cpu/augment.h"
 #include "cpu/binary.h"
 #include "cpu/contrastive.h"
 #include "cpu/copy.h"
@@ -136,6 +137,12 @@ static const OpEntry kOps[] = {
   {"sinkhorn_grad_points", cpu::sinkhorn_grad_points, nullptr},
   {"klot", cpu::klot, nullptr},
   {"klot_backward", cpu::klot_backward, nullptr},
+
+  // --- augment: batched image augmentations, per-image parameters (native/cpu/augment.cpp)
+  {"augment_resized_crop", cpu::augment_resized_crop, nullptr},
+  {"augment_color_jitter", cpu::augment_color_jitter, nullptr},
+  {"augment_grayscale", cpu::augment_grayscale, nullptr},
+  {"augment_hflip", cpu::augment_hflip, nullptr},
 };
 // clang-format on
 
