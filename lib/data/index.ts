@@ -14,3 +14,4 @@ export type { PairDataset, EvalSplit, LabelSet } from './pair_dataset';
 export { WorldPairs } from './world_pairs';
 export * as world from './world';
 export * as vq from './vq';
+export { FashionPairs } from './fashion_pairs';

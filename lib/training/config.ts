@@ -17,9 +17,9 @@ export const METHODS = ['clip', 'siglip'] as const;
 export type MethodName = (typeof METHODS)[number];
 
 export const TRAIN_OPTIONS = {
-  data: { kind: 'string', default: 'world', choices: ['world'], help: 'data set: the embedded procedural image-text world' },
+  data: { kind: 'string', default: 'world', choices: ['world', 'fashion-mnist'], help: 'data set: the embedded image-text world, or Fashion-MNIST (Debian dataset-fashion-mnist) with caption templates' },
   model: { kind: 'string', default: 'small', choices: ['tiny', 'small', 'base'], help: 'model size preset (tiny: tests; small: a few minutes on 2 cores; base: the benchmark size)' },
-  steps: { kind: 'int', default: 800, min: 1, help: 'training steps' },
+  steps: { kind: 'int', default: 2000, min: 1, help: 'training steps' },
   'batch-size': { kind: 'int', default: 128, min: 2, help: 'image-text pairs per step' },
   lr: { kind: 'number', default: 1e-3, min: 0, help: 'peak learning rate (AdamW)' },
   warmup: { kind: 'int', default: 50, min: 0, help: 'linear warm-up steps before the cosine decay' },
@@ -34,8 +34,8 @@ export const TRAIN_OPTIONS = {
   'checkpoint-every': { kind: 'int', default: 200, min: 0, help: 'write a checkpoint every N steps (0: only at the end)' },
   keep: { kind: 'int', default: 3, min: 1, help: 'step checkpoints to keep (the best one is kept apart)' },
   'log-every': { kind: 'int', default: 10, min: 1, help: 'log the loss every N steps (metrics.jsonl, plain progress lines)' },
-  'image-size': { kind: 'int', default: 32, min: 8, help: 'image side in pixels (embedded world)' },
-  'train-size': { kind: 'int', default: 20000, min: 16, help: 'training images of the embedded world' },
+  'image-size': { kind: 'int', default: 32, min: 8, help: 'image side in pixels (embedded world; Fashion-MNIST is 28)' },
+  'train-size': { kind: 'int', default: 20000, min: 16, help: 'training images (embedded world; Fashion-MNIST: the first N of its 60000)' },
   'context-length': { kind: 'int', default: 24, min: 4, help: 'text tokens per caption (with <bos>/<eos>)' },
   'vocab-size': { kind: 'int', default: 512, min: 300, help: 'BPE vocabulary size (trained on the data set text at the start of a run)' },
   resume: { kind: 'boolean', default: false, help: 'continue the run in --out from its last checkpoint' },

@@ -7,6 +7,7 @@ import * as path from 'path';
 import { BpeTokenizer } from '../data/bpe_tokenizer';
 import { PairDataset } from '../data/pair_dataset';
 import { WorldPairs } from '../data/world_pairs';
+import { FashionPairs } from '../data/fashion_pairs';
 import { ArgumentError } from '../errors';
 import { ContrastiveMethod } from '../methods/clip';
 import { ModelPreset } from '../methods/dual_encoder';
@@ -15,6 +16,7 @@ import { TrainConfig } from './config';
 
 export function buildDataset(cfg: TrainConfig): PairDataset {
   if (cfg.data === 'world') return new WorldPairs(cfg.seed, cfg['image-size'], cfg['train-size']);
+  if (cfg.data === 'fashion-mnist') return new FashionPairs(cfg.seed, cfg['train-size']);
   throw new ArgumentError(`--data: unknown data set '${cfg.data}'`);
 }
 

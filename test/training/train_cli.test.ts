@@ -34,11 +34,11 @@ test('bad options name the option and the accepted values', () => {
   assert.throws(() => parseTrainArgs(['dino']), /unknown method 'dino': expected one of clip, siglip/);
   assert.throws(() => parseTrainArgs(['clip', '--stpes', '3']), /stpes.*see --help/);
   const cfg = parseTrainArgs(['siglip', '--lr', '3e-4']);
-  assert.equal([cfg.method, cfg.lr, cfg.steps, cfg.out], ['siglip', 3e-4, 800, path.join('runs', 'siglip-world-seed0')]);
+  assert.equal([cfg.method, cfg.lr, cfg.steps, cfg.out], ['siglip', 3e-4, 2000, path.join('runs', 'siglip-world-seed0')]);
   const help = runSync(['--help']);
   assert.equal(help.code, 0);
   for (const opt of ['--steps', '--batch-size', '--lr', '--resume', '--eval-every', '--out']) assert.ok(help.out.includes(opt), `--help lists ${opt}`);
-  assert.match(help.out, /\(default 800\)/);
+  assert.match(help.out, /\(default 2000\)/);
   const bad = runSync(['clip', '--model', 'huge']);
   assert.equal(bad.code, 2);
   assert.match(bad.out, /tessera train: --model: 'huge' is not one of/);
