@@ -60,7 +60,9 @@ export class TinyClip extends Module {
   loss(images: ts.Tensor, tokens: ts.Tensor): ts.Tensor {
     const img = this.visual.forward(images).pooled;
     const txt = this.text.forward(tokens).pooled;
-    return ts.losses.clipLoss(img, txt, this.logit_scale);
+    // The fused kernel on L2-normalised features: the same value as ts.losses.clipLoss (the
+    // composition PyTorch runs) without the N x N logits.
+    return ts.losses.clipLossFused(ts.normalize(img, 2, -1), ts.normalize(txt, 2, -1), this.logit_scale);
   }
 }
 

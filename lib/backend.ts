@@ -27,6 +27,10 @@ export interface MemoryStats {
   deviceBlocks: number;
   /** Freed host blocks the allocator keeps for reuse (not counted in hostBytes); emptyCache() frees them. */
   hostCachedBytes?: number;
+  /** Freed device blocks the caching allocator keeps for reuse; emptyCache() frees them. */
+  deviceCachedBytes?: number;
+  /** Most device bytes held by tensors at once since start (0 without CUDA). */
+  devicePeakBytes?: number;
 }
 
 export interface CudaInfo {

@@ -3,15 +3,19 @@
 # Node and no network:
 #   .carry/node.xz         this machine's Node binary, xz-compressed
 #   .carry/tessera.node    a portable CUDA build of the addon (no -march=native; cudart static)
-#   .carry/dist/           the compiled JS (lib, test)
-#   .carry/node_modules/   the runtime closure of uvu and bindings, plus node-addon-api and
+#   .carry/dist/           the compiled JS (lib, test, bench: bench/gpu/*.js and what they import)
+#   .carry/bench/peers/    the PyTorch peers the GPU benches spawn (torch_gpu_ops.py,
+#                          torch_gpu_train_step.py and the torch_train_step.py it imports)
+#   .carry/node_modules/   the runtime closure of uvu, bindings and tinybench (bench/harness.js,
+#                          imported through bench/train_step.bench.js), plus node-addon-api and
 #                          node-api-headers (headers only) for run.sh's fallback build there
 #   .carry/lib/            libgomp.so.1, used only if the GPU machine lacks it
 #
 #   bench/gpu/pack.sh                         all default CUDA architectures (several minutes)
 #   TESSERA_CUDA_ARCHS=90 bench/gpu/pack.sh   sm_90 only (H100/H200), to iterate faster
 #
-# Then, with the device tool: run bash bench/gpu/run.sh with carry [".carry"].
+# Then, with the device tool: run bash bench/gpu/run.sh with carry [".carry"] (parity tests, then
+# the GPU benchmarks; see run.sh).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 CARRY=.carry
@@ -44,17 +48,24 @@ node -e "const i=require(process.argv[1]).cudaInfo(); if(!i.compiled){console.er
 #    ones this run needs are checked below.
 rm -rf "$CARRY/dist"
 if ! npx tsc -p . --outDir "$CARRY/dist"; then echo "pack: tsc reported type errors (output emitted anyway)"; fi
-for f in lib/index.js lib/backend.js test/cuda/parity.test.js test/cuda/info.test.js test/helpers/check.js; do
+for f in lib/index.js lib/backend.js test/cuda/parity.test.js test/cuda/info.test.js test/helpers/check.js \
+         bench/gpu/matmul_bench.js bench/gpu/ops_bench.js bench/gpu/train_step_gpu.js \
+         bench/train_step.bench.js bench/harness.js bench/table.js; do
   [ -f "$CARRY/dist/$f" ] || { echo "pack: missing $CARRY/dist/$f"; exit 1; }
 done
 find "$CARRY/dist" \( -name '*.map' -o -name '*.d.ts' \) -delete
+
+# 3b. The PyTorch peers of the GPU benches (found there as <dist>/../bench/peers).
+rm -rf "$CARRY/bench"
+mkdir -p "$CARRY/bench/peers"
+cp bench/peers/torch_gpu_ops.py bench/peers/torch_gpu_train_step.py bench/peers/torch_train_step.py "$CARRY/bench/peers/"
 
 # 4. Runtime node_modules: the dependency closure of these packages (not typescript or cmake-js).
 rm -rf "$CARRY/node_modules"
 mkdir -p "$CARRY/node_modules"
 node -e '
   const fs = require("fs"), path = require("path");
-  const todo = ["uvu", "bindings", "node-addon-api", "node-api-headers"], seen = new Set();
+  const todo = ["uvu", "bindings", "tinybench", "node-addon-api", "node-api-headers"], seen = new Set();
   while (todo.length) {
     const name = todo.pop();
     if (seen.has(name)) continue;

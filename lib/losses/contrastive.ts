@@ -17,7 +17,8 @@
 // their features before the loss: call ts.normalize(x, 2, -1) first if yours do not). The scale is
 // a learnable log temperature, so the logits are exp(logitScale) * a_i . b_j (OpenCLIP: init
 // log(1 / 0.07); SigLIP: log 10, with bias -10, see SIGLIP_INIT). Gradients flow to a, b,
-// logitScale and bias. CPU only; float32 or float64, all operands the same dtype.
+// logitScale and bias. CPU and CUDA (native/cuda/contrastive.cu); float32 or float64, all operands
+// the same dtype and device.
 
 import { runKernel } from '../backend';
 import { isGradEnabled, record } from '../autograd';
@@ -72,7 +73,6 @@ function checkEmbeddings(op: string, a: Tensor, b: Tensor, aName: string, bName:
       throw new DTypeError(`${op}: ${name} ${t.describe()} must have the dtype of ${aName} ${a.describe()} (convert with .to('${a.dtype}'))`);
     if (t.device !== a.device) throw new DTypeError(`${op}: ${name} ${t.describe()} and ${aName} ${a.describe()} are on different devices`);
   }
-  if (a.device !== 'cpu') throw new DTypeError(`${op}: only the CPU is supported, got ${aName} ${a.describe()}`);
   const sv = scale.item();
   if (!Number.isFinite(sv))
     throw new ArgumentError(`${op}: logitScale ${scale.describe()} must be finite (it is the log temperature: logits = exp(logitScale) * ${aName} ${bName}^T), got ${sv}`);
@@ -84,7 +84,7 @@ function checkEmbeddings(op: string, a: Tensor, b: Tensor, aName: string, bName:
 
 const FLOAT32_MAX = 3.4028234663852886e38;
 
-function checkIds(op: string, opts: ContrastiveIdsOptions | undefined, n: number, m: number, aName: string, bName: string): [Tensor, Tensor] | null {
+function checkIds(op: string, opts: ContrastiveIdsOptions | undefined, n: number, m: number, aName: string, bName: string, device: string): [Tensor, Tensor] | null {
   if (opts === undefined || opts === null) return null;
   if (typeof opts !== 'object') throw new ArgumentError(`${op}: options must be an object, got ${typeof opts}`);
   const { rowIds, colIds } = opts;
@@ -96,7 +96,7 @@ function checkIds(op: string, opts: ContrastiveIdsOptions | undefined, n: number
     if (t.dtype !== 'int32') throw new DTypeError(`${op}: ${name} must be int32 group ids, got ${t.describe()} (convert with .to('int32'))`);
     if (t.ndim !== 1 || t.shape[0] !== len)
       throw new ShapeError(`${op}: ${name} must have shape [${len}] (one id per row of ${of}), got ${t.describe()}`);
-    if (t.device !== 'cpu') throw new DTypeError(`${op}: ${name} ${t.describe()} must be on the CPU`);
+    if (t.device !== device) throw new DTypeError(`${op}: ${name} ${t.describe()} must be on the device of ${aName} (${device})`);
   };
   check(rowIds, 'rowIds', n, aName);
   check(colIds, 'colIds', m, bName);
@@ -182,7 +182,7 @@ export function multiPositiveClipLoss(a: Tensor, b: Tensor, logitScale: Tensor, 
   const op = 'multiPositiveClipLoss';
   checkEmbeddings(op, a, b, 'a', 'b', logitScale);
   if (rowIds === undefined || colIds === undefined) throw new ArgumentError(`${op}: rowIds and colIds are required (int32 group ids)`);
-  const ids = checkIds(op, { rowIds, colIds }, a.shape[0], b.shape[0], 'a', 'b');
+  const ids = checkIds(op, { rowIds, colIds }, a.shape[0], b.shape[0], 'a', 'b', a.device);
   return softmaxContrastive(op, a, b, logitScale, { offset: 0, rowWeight: 0.5, colWeight: 0.5, selfMask: false, ids });
 }
 
@@ -216,7 +216,7 @@ export function ntXentLoss(z1: Tensor, z2: Tensor, logitScale: Tensor): Tensor {
 export function sigLipLoss(a: Tensor, b: Tensor, logitScale: Tensor, bias: Tensor, opts?: ContrastiveIdsOptions): Tensor {
   const op = 'sigLipLoss';
   checkEmbeddings(op, a, b, 'a', 'b', logitScale, bias);
-  const ids = checkIds(op, opts, a.shape[0], b.shape[0], 'a', 'b');
+  const ids = checkIds(op, opts, a.shape[0], b.shape[0], 'a', 'b', a.device);
   if (!ids && a.shape[0] !== b.shape[0])
     throw new ShapeError(`${op}: without ids the positives are the diagonal, which needs a ${a.describe()} and b ${b.describe()} to have the same number of rows; pass { rowIds, colIds } for N != M`);
   const idList = ids ?? [];

@@ -50,12 +50,13 @@
 // Batched: a leading B on every input ([B, n, m], [B, n, d], [B, m, d]; a [n] / b [m] may be
 // shared by the batch or given as [B, n] / [B, m]); results [B, n], [B, m], [B]. float32 or
 // float64 (float64 recommended for small eps: a float32 cost carries an absolute error of about
-// 1e-7 |C|, which the iterations magnify by 1 / eps). CPU only.
+// 1e-7 |C|, which the iterations magnify by 1 / eps). CPU and CUDA (native/cuda/sinkhorn.cu): every tensor of
+// a problem on one device.
 
 import { runKernel } from '../backend';
 import { isGradEnabled, noGrad, record } from '../autograd';
 import { scope } from '../scope';
-import { DType } from '../dtype';
+import { DType, Device } from '../dtype';
 import { ArgumentError, DTypeError, ShapeError } from '../errors';
 import { contiguousStrides } from '../shape';
 import { Tensor } from '../tensor';
@@ -155,6 +156,7 @@ interface Problem {
   d: number;
   batched: boolean;
   dtype: DType;
+  device: Device;
   temps: Tensor[]; // to dispose when no gradient needs them
 }
 
@@ -198,8 +200,8 @@ function resolveOptions(opts: SinkhornOptions, dtype: DType, op: string): Resolv
   return { eps, eps0, factor, itersPerStage, maxIter, tol, checkEvery, rho };
 }
 
-function checkCpu(t: Tensor, op: string, role: string): void {
-  if (t.device !== 'cpu') throw new DTypeError(`${op}: ${role} ${t.describe()} must be on the cpu (the OT kernels are CPU only)`);
+function checkDevice(t: Tensor, device: Device, op: string, role: string): void {
+  if (t.device !== device) throw new DTypeError(`${op}: ${role} ${t.describe()} must be on ${device}, like the problem's other tensors`);
 }
 
 /** `t` viewed as [B, ...rest] (contiguous); records a copy in temps when one was needed. */
@@ -214,7 +216,6 @@ function batchView(t: Tensor, shape: number[], temps: Tensor[]): Tensor {
 function matrixProblem(C: Tensor, op: string, costScale = 1, role = 'C'): Problem {
   checkTensor(C, op, role);
   checkFloat(C, op, role);
-  checkCpu(C, op, role);
   if (C.ndim !== 2 && C.ndim !== 3)
     throw new ShapeError(`${op}: cost matrix ${role} must be [n, m] or [B, n, m], got ${C.describe()}`);
   const batched = C.ndim === 3;
@@ -222,15 +223,14 @@ function matrixProblem(C: Tensor, op: string, costScale = 1, role = 'C'): Proble
   if (n === 0 || m === 0) throw new ShapeError(`${op}: ${role} ${C.describe()} is empty (n and m must be >= 1)`);
   const temps: Tensor[] = [];
   const C3 = batchView(C, [B, n, m], temps);
-  return { mode: MODE_MATRIX, costScale, srcs: [C3], inputs: [C], B, n, m, d: 0, batched, dtype: C.dtype, temps };
+  return { mode: MODE_MATRIX, costScale, srcs: [C3], inputs: [C], B, n, m, d: 0, batched, dtype: C.dtype, device: C.device, temps };
 }
 
 function pointsProblem(x: Tensor, y: Tensor, opts: SinkhornOptions, op: string): Problem {
   checkTensor(x, op, 'x');
   checkTensor(y, op, 'y');
   checkFloat(x, op, 'x');
-  checkCpu(x, op, 'x');
-  checkCpu(y, op, 'y');
+  checkDevice(y, x.device, op, 'y');
   if (x.dtype !== y.dtype) throw new DTypeError(`${op}: x ${x.describe()} and y ${y.describe()} must have the same dtype`);
   if ((x.ndim !== 2 && x.ndim !== 3) || x.ndim !== y.ndim)
     throw new ShapeError(`${op}: point clouds must be x [n, d], y [m, d] (or batched [B, n, d], [B, m, d]), got x ${x.describe()} and y ${y.describe()}` +
@@ -271,7 +271,7 @@ function pointsProblem(x: Tensor, y: Tensor, opts: SinkhornOptions, op: string):
     costScale: half ? 0.5 : 1,
     srcs: [x3, y3],
     inputs: [xs, ys],
-    B, n, m, d, batched, dtype: x.dtype, temps,
+    B, n, m, d, batched, dtype: x.dtype, device: x.device, temps,
   };
 }
 
@@ -279,7 +279,7 @@ function pointsProblem(x: Tensor, y: Tensor, opts: SinkhornOptions, op: string):
 function marginal(t: Tensor | undefined, len: number, p: Problem, role: 'a' | 'b', balanced: boolean, op: string): Tensor {
   const shape = [p.B, len];
   if (t === undefined) {
-    const u = Tensor.empty([len], p.dtype, 'cpu', true);
+    const u = Tensor.empty([len], p.dtype, p.device, true);
     runKernel('fill', [u], [1 / len]);
     p.temps.push(u);
     const v = u.viewOf(shape, [0, 1], 0);
@@ -288,7 +288,7 @@ function marginal(t: Tensor | undefined, len: number, p: Problem, role: 'a' | 'b
   }
   checkTensor(t, op, role);
   checkFloat(t, op, role);
-  checkCpu(t, op, role);
+  checkDevice(t, p.device, op, role);
   if (t.requiresGrad && isGradEnabled())
     throw new ArgumentError(`${op}: ${role} ${t.describe()} requires grad, but gradients with respect to the marginals are not supported; pass ${role}.detach()`);
   const shared = t.ndim === 1 && t.shape[0] === len;
@@ -332,9 +332,9 @@ function solve(p: Problem, opts: SinkhornOptions, op: string, o: Resolved): Solv
   const balanced = o.rho === Infinity;
   const a2 = marginal(opts.a, p.n, p, 'a', balanced, op);
   const b2 = marginal(opts.b, p.m, p, 'b', balanced, op);
-  const f2 = Tensor.empty([p.B, p.n], p.dtype, 'cpu', true);
-  const g2 = Tensor.empty([p.B, p.m], p.dtype, 'cpu', true);
-  const st = Tensor.empty([p.B, NSTATS], 'float64', 'cpu', true);
+  const f2 = Tensor.empty([p.B, p.n], p.dtype, p.device, true);
+  const g2 = Tensor.empty([p.B, p.m], p.dtype, p.device, true);
+  const st = Tensor.empty([p.B, NSTATS], 'float64', p.device, true);
   try {
     runKernel('sinkhorn', [...p.srcs, a2, b2, f2, g2, st],
       [p.mode, p.costScale, o.eps, o.eps0, o.factor, o.itersPerStage, o.maxIter, o.tol, o.checkEvery, o.rho]);
@@ -356,7 +356,7 @@ function perProblem(p: Problem, stats: Float64Array, k: number): number[] {
 /** A [B] (or 0-d when unbatched) tensor of p.dtype holding stats column k. */
 function statTensor(p: Problem, stats: Float64Array, k: number): Tensor {
   const vals = perProblem(p, stats, k);
-  const t = Tensor.empty(p.batched ? [p.B] : [], p.dtype, 'cpu', true);
+  const t = Tensor.empty(p.batched ? [p.B] : [], p.dtype, p.device, true);
   t.storage.native.write(0, p.dtype === 'float64' ? Float64Array.from(vals) : Float32Array.from(vals));
   return t;
 }
@@ -364,7 +364,7 @@ function statTensor(p: Problem, stats: Float64Array, k: number): Tensor {
 /** The upstream gradient of a [B] / 0-d value as float64 weights [B], times `scale`. */
 function weights(g: Tensor, B: number, scale: number): Tensor {
   const gv = g.toTypedArray();
-  const w = Tensor.empty([B], 'float64', 'cpu', true);
+  const w = Tensor.empty([B], 'float64', g.device, true);
   w.storage.native.write(0, Float64Array.from({ length: B }, (_, i) => gv[i] * scale));
   return w;
 }
@@ -386,7 +386,7 @@ function valueWithGrad(p: Problem, s: Solved, op: string): Tensor {
   return record(value, op, p.inputs, (g) => {
     if (p.mode === MODE_MATRIX) {
       const w = weights(g, B, p.costScale);
-      const P = Tensor.empty([B, n, m], p.dtype, 'cpu', true);
+      const P = Tensor.empty([B, n, m], p.dtype, p.device, true);
       runKernel('sinkhorn_plan', [p.srcs[0], s.a2, s.b2, fK, gK, w, P], [MODE_MATRIX, p.costScale, eps, 0]);
       w.dispose();
       return [view(P, p.inputs[0].shape)];
@@ -394,8 +394,8 @@ function valueWithGrad(p: Problem, s: Solved, op: string): Tensor {
     const w = weights(g, B, 1);
     const wantX = p.inputs[0].requiresGrad;
     const wantY = p.inputs[1].requiresGrad;
-    const dx = Tensor.empty([B, n, d], p.dtype, 'cpu', true);
-    const dy = Tensor.empty([B, m, d], p.dtype, 'cpu', true);
+    const dx = Tensor.empty([B, n, d], p.dtype, p.device, true);
+    const dy = Tensor.empty([B, m, d], p.dtype, p.device, true);
     runKernel('sinkhorn_grad_points', [p.srcs[0], p.srcs[1], s.a2, s.b2, fK, gK, w, dx, dy],
       [p.mode, p.costScale, eps, (wantX ? 1 : 0) | (wantY ? 2 : 0)]);
     w.dispose();
@@ -438,9 +438,9 @@ export function sinkhorn(first: Tensor, second?: Tensor | SinkhornOptions, third
     eps0: s.stats[6],
   };
   if (opts.returnPlan) {
-    const w = Tensor.empty([p.B], 'float64', 'cpu', true);
+    const w = Tensor.empty([p.B], 'float64', p.device, true);
     runKernel('fill', [w], [1]);
-    const P = Tensor.empty([p.B, p.n, p.m], p.dtype, 'cpu', true);
+    const P = Tensor.empty([p.B, p.n, p.m], p.dtype, p.device, true);
     runKernel('sinkhorn_plan', [...p.srcs, s.a2, s.b2, s.f2, s.g2, w, P], [p.mode, p.costScale, o.eps, 0]);
     w.dispose();
     result.plan = p.batched ? P : view(P, [p.n, p.m]);
@@ -508,6 +508,7 @@ export function klot(Kstar: Tensor, K: Tensor, opts: KlotOptions = {}): Tensor {
   checkTensor(Kstar, op, 'Kstar');
   checkTensor(K, op, 'K');
   if (Kstar.dtype !== K.dtype) throw new DTypeError(`${op}: Kstar ${Kstar.describe()} and K ${K.describe()} must have the same dtype`);
+  if (Kstar.device !== K.device) throw new DTypeError(`${op}: Kstar ${Kstar.describe()} and K ${K.describe()} must be on the same device`);
   if (Kstar.ndim !== K.ndim || Kstar.shape.some((s, i) => s !== K.shape[i]))
     throw new ShapeError(`${op}: Kstar and K must have the same shape [n, m] (or [B, n, m]), got ${Kstar.describe()} and ${K.describe()}`);
   if (Kstar.requiresGrad && isGradEnabled())
@@ -525,11 +526,11 @@ export function klot(Kstar: Tensor, K: Tensor, opts: KlotOptions = {}): Tensor {
   const p = matrixProblem(K, op, -1, 'K');
   const sS = noGrad(() => solve(pS, solverOpts, op, oS));
   const s = noGrad(() => solve(p, solverOpts, op, o));
-  const out = Tensor.empty([p.B], 'float64', 'cpu', true);
+  const out = Tensor.empty([p.B], 'float64', p.device, true);
   runKernel('klot', [pS.srcs[0], p.srcs[0], s.a2, s.b2, sS.f2, sS.g2, s.f2, s.g2, out], [oS.eps, o.eps]);
   const vals = out.toTypedArray();
   out.dispose();
-  const value = Tensor.empty(p.batched ? [p.B] : [], p.dtype, 'cpu', true);
+  const value = Tensor.empty(p.batched ? [p.B] : [], p.dtype, p.device, true);
   value.storage.native.write(0, p.dtype === 'float64' ? Float64Array.from(vals) : Float32Array.from(vals));
   const cleanup = () => {
     for (const t of [...pS.temps, ...p.temps, sS.f2, sS.g2, s.f2, s.g2]) t.dispose();
@@ -540,7 +541,7 @@ export function klot(Kstar: Tensor, K: Tensor, opts: KlotOptions = {}): Tensor {
   }
   return record(value, op, [K], (g) => {
     const w = weights(g, p.B, 1);
-    const gK = Tensor.empty([p.B, p.n, p.m], p.dtype, 'cpu', true);
+    const gK = Tensor.empty([p.B, p.n, p.m], p.dtype, p.device, true);
     runKernel('klot_backward', [pS.srcs[0], p.srcs[0], s.a2, s.b2, sS.f2, sS.g2, s.f2, s.g2, w, gK], [oS.eps, o.eps]);
     w.dispose();
     return [view(gK, K.shape)];

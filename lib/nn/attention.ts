@@ -99,7 +99,7 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts:
 function flashPath(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions): Tensor | null {
   if (!(q instanceof Tensor) || !(k instanceof Tensor) || !(v instanceof Tensor) || opts === null || typeof opts !== 'object') return null;
   if ((opts.dropout ?? 0) !== 0 || q.isDisposed || k.isDisposed || v.isDisposed) return null;
-  if (q.device !== 'cpu' || k.device !== 'cpu' || v.device !== 'cpu') return null;
+  if (k.device !== q.device || v.device !== q.device) return null;
   if ((q.dtype !== 'float32' && q.dtype !== 'float64') || k.dtype !== q.dtype || v.dtype !== q.dtype) return null;
   const nd = q.ndim;
   if (nd < 2 || nd > 4 || k.ndim !== nd || v.ndim !== nd) return null;
@@ -114,7 +114,7 @@ function flashPath(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions): Ten
   let kpm: Tensor | null = null;
   const m = opts.mask;
   if (m) {
-    if (!(m instanceof Tensor) || m.isDisposed || m.device !== 'cpu' || m.ndim === 0 || m.ndim > nd) return null;
+    if (!(m instanceof Tensor) || m.isDisposed || m.device !== q.device || m.ndim === 0 || m.ndim > nd) return null;
     // Key padding: size 1 everywhere but the keys (Lk) and, for 3-4 dims, the batch dim 0.
     const ms = [...Array(nd - m.ndim).fill(1), ...m.shape];
     if (ms[nd - 1] !== lk || ms.slice(1, nd - 1).some((s) => s !== 1) || (nd > 2 ? ms[0] !== 1 && ms[0] !== batch : ms[0] !== 1)) return null;

@@ -37,9 +37,9 @@ function gradFor(g: Tensor, t: Tensor): Tensor | null {
 
 /** True when exactly one side is a JS number and the tensor is float: done as one affine pass. */
 function scalarCase(a: TensorOrScalar, b: TensorOrScalar): a is Tensor {
-  // (CPU only for now: the CUDA backend has no affine kernel yet, and add/mul with a 0-d
-  // tensor run there on the broadcasting kernels.)
-  return a instanceof Tensor && typeof b === 'number' && Number.isFinite(b) && isFloat(a.dtype) && !a.isDisposed && a.device === 'cpu';
+  // A float tensor with a finite number: one fused 'affine' kernel (CPU and CUDA) instead of a
+  // 0-d fill plus a broadcasting kernel.
+  return a instanceof Tensor && typeof b === 'number' && Number.isFinite(b) && isFloat(a.dtype) && !a.isDisposed;
 }
 
 export function add(a: TensorOrScalar, b: TensorOrScalar): Tensor {

@@ -148,12 +148,7 @@ export function arange(start: number, end?: number, step = 1, opts?: CreateOptio
   const allInts = Number.isInteger(start) && Number.isInteger(end) && Number.isInteger(step);
   const { dtype, device } = resolve(opts, 'arange', allInts ? 'int32' : 'float32');
   const t = Tensor.empty(checkShape([n], 'arange'), dtype, device);
-  if (device === 'cpu') runKernel('arange', [t], [start, step]);
-  else {
-    const host = arange(start, end, step, { dtype, device: 'cpu' });
-    t.storage.native.write(0, host.toTypedArray());
-    host.dispose();
-  }
+  runKernel('arange', [t], [start, step]); // CPU and CUDA kernels (native/{cpu,cuda})
   return finish(t, opts, 'arange');
 }
 

@@ -69,7 +69,6 @@ export function flashAttention(q: Tensor, k: Tensor, v: Tensor, opts: FlashAtten
   checkSameDType(q, v, OP, 'q', 'v');
   checkSameDevice(q, k, OP, 'q', 'k');
   checkSameDevice(q, v, OP, 'q', 'v');
-  if (q.device !== 'cpu') throw new ArgumentError(`${OP}: only the CPU has a flash attention kernel; got q ${q.describe()} (use scaledDotProductAttention)`);
   for (const [role, t, want] of [['q', q, '[B, H, Lq, hd]'], ['k', k, '[B, H, Lk, hd]'], ['v', v, '[B, H, Lk, hdv]']] as const)
     if (t.ndim !== 4) throw new ShapeError(`${OP}: ${role} must be 4-D ${want}, got ${t.describe()}`);
   const [B, H, Lq, hd] = q.shape;

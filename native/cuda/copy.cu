@@ -1,4 +1,8 @@
-// Creation and layout kernels on the GPU; see native/cpu/copy.cpp for the reference versions.
+// Creation and layout kernels on the GPU; see native/cpu/copy.cpp for the reference versions:
+// copy (strided, dtype-converting), fill, arange, and seeded rand/randn. All are one thread per
+// element in a grid-stride loop; random draws use the same Philox stream and arithmetic as the
+// CPU (native/core/philox.h), so they match it bit for bit, and so do copy/fill/arange (see the
+// note at arange_kernel for the one build-dependent case: arange with inexact steps).
 #include <cmath>
 #include <type_traits>
 
@@ -26,6 +30,18 @@ __global__ void fill_kernel(T* out, DeviceLayout<1> L, int64_t n, T v) {
     offsets_of<1>(L, i, off);
     out[off[0]] = v;
   }
+}
+
+// arange: out[i * stride] = (T)(start + (double)i * step), the CPU's formula, computed as one
+// fma (i * step + start, rounded once). That is what the CPU kernel compiles to in the default
+// build (GCC contracts the expression under -march=native on FMA hardware, i.e. on any x86 host
+// of an sm_80+ GPU), so the two agree bit for bit there. A portable (no -march) CPU build rounds
+// the product and the sum separately and may differ in the last bit where i * step is inexact;
+// for integer or dyadic steps (i * step exact) every variant gives the same bits.
+template <typename T>
+__global__ void arange_kernel(T* out, int64_t n, int64_t stride, double start, double step) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+    out[i * stride] = (T)__fma_rn((double)i, step, start);
 }
 
 template <typename T>
@@ -95,6 +111,22 @@ void fill(OpCall& c) {
     fill_kernel<T><<<blocks_for(n), kThreads>>>(out.data<T>(), L, n, (T)v);
   });
   check_launch("fill_kernel");
+}
+
+void arange(OpCall& c) {
+  c.expect_count(1, 2);
+  c.expect_ndim(0, 1, "out");
+  const TensorRef& out = c.t(0);
+  const double start = c.s(0), step = c.s(1);
+  const int64_t n = out.shape[0], st = out.strides[0];
+  // Unknown dtypes fail like the CPU's, even for an empty output.
+  dispatch_all(out.dtype, c.op, [](auto) {});
+  if (n == 0) return;
+  dispatch_all(out.dtype, c.op, [&](auto z) {
+    using T = decltype(z);
+    arange_kernel<T><<<blocks_for(n), kThreads>>>(out.data<T>(), n, st, start, step);
+  });
+  check_launch(c.op);
 }
 
 void rand(OpCall& c) {

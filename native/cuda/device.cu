@@ -1,9 +1,11 @@
-// Device discovery, memory and copies for the CUDA backend. The addon is built with a static
-// cudart, so it loads on machines with no driver at all: there device_count() is simply 0.
+// Device discovery, memory (through the caching allocator in allocator.cu) and copies for the
+// CUDA backend. The addon is built with a static cudart, so it loads on machines with no driver
+// at all: there device_count() is simply 0.
 #include <cuda_runtime.h>
 
 #include <string>
 
+#include "cuda/allocator.h"
 #include "cuda/common.cuh"
 #include "cuda/cuda_api.h"
 
@@ -36,24 +38,21 @@ std::string device_name(int index) {
   return prop.name;
 }
 
+// Blocks come from the caching allocator (allocator.cu); a reused block holds its previous
+// owner's data, so it is zeroed here as the contract in cuda_api.h says (a memset on the default
+// stream, ordered before any kernel that uses the block).
 void* device_alloc(size_t nbytes) {
   TS_CHECK(device_count() > 0, "cuda alloc: no usable CUDA device (", runtime_error_text(), ")");
-  void* p = nullptr;
-  cudaError_t err = cudaMalloc(&p, nbytes);
-  if (err == cudaErrorMemoryAllocation) {
-    cudaGetLastError();
-    size_t free_b = 0, total_b = 0;
-    cudaMemGetInfo(&free_b, &total_b);
-    fail("cuda alloc: out of device memory allocating ", nbytes, " bytes (", free_b, " of ", total_b, " bytes free)");
+  void* p = cached_malloc(nbytes);
+  cudaError_t err = cudaMemset(p, 0, nbytes);
+  if (err != cudaSuccess) {
+    cached_free(p);
+    check(err, "cuda alloc (zero fill)");
   }
-  check(err, "cuda alloc");
-  check(cudaMemset(p, 0, nbytes), "cuda alloc (zero fill)");
   return p;
 }
 
-void device_free(void* ptr) {
-  if (ptr) cudaFree(ptr);
-}
+void device_free(void* ptr) { cached_free(ptr); }
 
 void copy_to_device(void* dst, const void* src, size_t nbytes) {
   check(cudaMemcpy(dst, src, nbytes, cudaMemcpyHostToDevice), "copy to cuda");

@@ -265,6 +265,7 @@ Napi::Value StorageWrite(const Napi::CallbackInfo& info) {
 
 Napi::Value EmptyCache(const Napi::CallbackInfo& info) {
   host_empty_cache();
+  cuda::empty_cache();  // cached device blocks too (a no-op without CUDA)
   return info.Env().Undefined();
 }
 
@@ -375,6 +376,8 @@ Napi::Value MemoryStatsJs(const Napi::CallbackInfo& info) {
   o.Set("deviceBytes", (double)m.device_bytes);
   o.Set("deviceBlocks", (double)m.device_blocks);
   o.Set("hostCachedBytes", (double)m.host_cached_bytes);
+  o.Set("deviceCachedBytes", (double)cuda::cached_bytes());
+  o.Set("devicePeakBytes", (double)cuda::peak_bytes());
   return o;
 }
 

@@ -22,6 +22,17 @@
 #ifdef TESSERA_WITH_CUDA
 #include "cuda/copy.h"
 #include "cuda/binary.h"
+#include "cuda/contrastive.h"
+#include "cuda/flash_attention.h"
+#include "cuda/matmul.h"
+#include "cuda/unary.h"
+#include "cuda/reduce.h"
+#include "cuda/softmax.h"
+#include "cuda/layernorm.h"
+#include "cuda/cross_entropy.h"
+#include "cuda/indexing.h"
+#include "cuda/optim.h"
+#include "cuda/sinkhorn.h"
 #define TS_CUDA(fn) fn
 #else
 #define TS_CUDA(fn) nullptr
@@ -34,7 +45,7 @@ static const OpEntry kOps[] = {
   // --- copy: creation and layout
   {"copy", cpu::copy, TS_CUDA(cuda::copy)},
   {"fill", cpu::fill, TS_CUDA(cuda::fill)},
-  {"arange", cpu::arange, nullptr},
+  {"arange", cpu::arange, TS_CUDA(cuda::arange)},
   {"rand", cpu::rand, TS_CUDA(cuda::rand)},
   {"randn", cpu::randn, TS_CUDA(cuda::randn)},
 
@@ -43,100 +54,100 @@ static const OpEntry kOps[] = {
   {"sub", cpu::sub, TS_CUDA(cuda::sub)},
   {"mul", cpu::mul, TS_CUDA(cuda::mul)},
   {"div", cpu::div, TS_CUDA(cuda::div)},
-  {"pow", cpu::pow, nullptr},
-  {"maximum", cpu::maximum, nullptr},
-  {"minimum", cpu::minimum, nullptr},
-  {"eq", cpu::eq, nullptr},
-  {"ne", cpu::ne, nullptr},
-  {"lt", cpu::lt, nullptr},
-  {"le", cpu::le, nullptr},
-  {"gt", cpu::gt, nullptr},
-  {"ge", cpu::ge, nullptr},
-  {"where", cpu::where, nullptr},
+  {"pow", cpu::pow, TS_CUDA(cuda::pow)},
+  {"maximum", cpu::maximum, TS_CUDA(cuda::maximum)},
+  {"minimum", cpu::minimum, TS_CUDA(cuda::minimum)},
+  {"eq", cpu::eq, TS_CUDA(cuda::eq)},
+  {"ne", cpu::ne, TS_CUDA(cuda::ne)},
+  {"lt", cpu::lt, TS_CUDA(cuda::lt)},
+  {"le", cpu::le, TS_CUDA(cuda::le)},
+  {"gt", cpu::gt, TS_CUDA(cuda::gt)},
+  {"ge", cpu::ge, TS_CUDA(cuda::ge)},
+  {"where", cpu::where, TS_CUDA(cuda::where)},
 
   // --- unary: math and activations, forward and backward
-  {"neg", cpu::neg, nullptr},
-  {"exp", cpu::exp, nullptr},
-  {"log", cpu::log, nullptr},
-  {"sqrt", cpu::sqrt, nullptr},
-  {"rsqrt", cpu::rsqrt, nullptr},
-  {"abs", cpu::abs, nullptr},
-  {"relu", cpu::relu, nullptr},
-  {"gelu", cpu::gelu, nullptr},
-  {"gelu_tanh", cpu::gelu_tanh, nullptr},
-  {"sigmoid", cpu::sigmoid, nullptr},
-  {"logsigmoid", cpu::logsigmoid, nullptr},
-  {"softplus", cpu::softplus, nullptr},
-  {"tanh", cpu::tanh, nullptr},
-  {"clamp", cpu::clamp, nullptr},
-  {"pow_scalar", cpu::pow_scalar, nullptr},
-  {"affine", cpu::affine, nullptr},
-  {"exp_backward", cpu::exp_backward, nullptr},
-  {"log_backward", cpu::log_backward, nullptr},
-  {"sqrt_backward", cpu::sqrt_backward, nullptr},
-  {"rsqrt_backward", cpu::rsqrt_backward, nullptr},
-  {"abs_backward", cpu::abs_backward, nullptr},
-  {"relu_backward", cpu::relu_backward, nullptr},
-  {"gelu_backward", cpu::gelu_backward, nullptr},
-  {"gelu_tanh_backward", cpu::gelu_tanh_backward, nullptr},
-  {"sigmoid_backward", cpu::sigmoid_backward, nullptr},
-  {"logsigmoid_backward", cpu::logsigmoid_backward, nullptr},
-  {"softplus_backward", cpu::softplus_backward, nullptr},
-  {"tanh_backward", cpu::tanh_backward, nullptr},
-  {"clamp_backward", cpu::clamp_backward, nullptr},
-  {"pow_scalar_backward", cpu::pow_scalar_backward, nullptr},
+  {"neg", cpu::neg, TS_CUDA(cuda::neg)},
+  {"exp", cpu::exp, TS_CUDA(cuda::exp)},
+  {"log", cpu::log, TS_CUDA(cuda::log)},
+  {"sqrt", cpu::sqrt, TS_CUDA(cuda::sqrt)},
+  {"rsqrt", cpu::rsqrt, TS_CUDA(cuda::rsqrt)},
+  {"abs", cpu::abs, TS_CUDA(cuda::abs)},
+  {"relu", cpu::relu, TS_CUDA(cuda::relu)},
+  {"gelu", cpu::gelu, TS_CUDA(cuda::gelu)},
+  {"gelu_tanh", cpu::gelu_tanh, TS_CUDA(cuda::gelu_tanh)},
+  {"sigmoid", cpu::sigmoid, TS_CUDA(cuda::sigmoid)},
+  {"logsigmoid", cpu::logsigmoid, TS_CUDA(cuda::logsigmoid)},
+  {"softplus", cpu::softplus, TS_CUDA(cuda::softplus)},
+  {"tanh", cpu::tanh, TS_CUDA(cuda::tanh)},
+  {"clamp", cpu::clamp, TS_CUDA(cuda::clamp)},
+  {"pow_scalar", cpu::pow_scalar, TS_CUDA(cuda::pow_scalar)},
+  {"affine", cpu::affine, TS_CUDA(cuda::affine)},
+  {"exp_backward", cpu::exp_backward, TS_CUDA(cuda::exp_backward)},
+  {"log_backward", cpu::log_backward, TS_CUDA(cuda::log_backward)},
+  {"sqrt_backward", cpu::sqrt_backward, TS_CUDA(cuda::sqrt_backward)},
+  {"rsqrt_backward", cpu::rsqrt_backward, TS_CUDA(cuda::rsqrt_backward)},
+  {"abs_backward", cpu::abs_backward, TS_CUDA(cuda::abs_backward)},
+  {"relu_backward", cpu::relu_backward, TS_CUDA(cuda::relu_backward)},
+  {"gelu_backward", cpu::gelu_backward, TS_CUDA(cuda::gelu_backward)},
+  {"gelu_tanh_backward", cpu::gelu_tanh_backward, TS_CUDA(cuda::gelu_tanh_backward)},
+  {"sigmoid_backward", cpu::sigmoid_backward, TS_CUDA(cuda::sigmoid_backward)},
+  {"logsigmoid_backward", cpu::logsigmoid_backward, TS_CUDA(cuda::logsigmoid_backward)},
+  {"softplus_backward", cpu::softplus_backward, TS_CUDA(cuda::softplus_backward)},
+  {"tanh_backward", cpu::tanh_backward, TS_CUDA(cuda::tanh_backward)},
+  {"clamp_backward", cpu::clamp_backward, TS_CUDA(cuda::clamp_backward)},
+  {"pow_scalar_backward", cpu::pow_scalar_backward, TS_CUDA(cuda::pow_scalar_backward)},
 
   // --- matmul (native/cpu/matmul.cpp)
-  {"matmul", cpu::matmul, nullptr},
+  {"matmul", cpu::matmul, TS_CUDA(cuda::matmul)},
 
   // --- reduce: over the middle axis of [outer, R, inner]
-  {"sum", cpu::sum, nullptr},
-  {"mean", cpu::mean, nullptr},
-  {"amax", cpu::amax, nullptr},
-  {"amin", cpu::amin, nullptr},
-  {"logsumexp", cpu::logsumexp, nullptr},
-  {"var", cpu::var, nullptr},
+  {"sum", cpu::sum, TS_CUDA(cuda::sum)},
+  {"mean", cpu::mean, TS_CUDA(cuda::mean)},
+  {"amax", cpu::amax, TS_CUDA(cuda::amax)},
+  {"amin", cpu::amin, TS_CUDA(cuda::amin)},
+  {"logsumexp", cpu::logsumexp, TS_CUDA(cuda::logsumexp)},
+  {"var", cpu::var, TS_CUDA(cuda::var)},
 
   // --- softmax, layernorm, cross_entropy (native/cpu/{softmax,layernorm,cross_entropy}.cpp)
-  {"softmax", cpu::softmax, nullptr},
-  {"log_softmax", cpu::log_softmax, nullptr},
-  {"softmax_backward", cpu::softmax_backward, nullptr},
-  {"log_softmax_backward", cpu::log_softmax_backward, nullptr},
-  {"layer_norm", cpu::layer_norm, nullptr},
-  {"layer_norm_backward", cpu::layer_norm_backward, nullptr},
-  {"cross_entropy", cpu::cross_entropy, nullptr},
-  {"cross_entropy_backward", cpu::cross_entropy_backward, nullptr},
+  {"softmax", cpu::softmax, TS_CUDA(cuda::softmax)},
+  {"log_softmax", cpu::log_softmax, TS_CUDA(cuda::log_softmax)},
+  {"softmax_backward", cpu::softmax_backward, TS_CUDA(cuda::softmax_backward)},
+  {"log_softmax_backward", cpu::log_softmax_backward, TS_CUDA(cuda::log_softmax_backward)},
+  {"layer_norm", cpu::layer_norm, TS_CUDA(cuda::layer_norm)},
+  {"layer_norm_backward", cpu::layer_norm_backward, TS_CUDA(cuda::layer_norm_backward)},
+  {"cross_entropy", cpu::cross_entropy, TS_CUDA(cuda::cross_entropy)},
+  {"cross_entropy_backward", cpu::cross_entropy_backward, TS_CUDA(cuda::cross_entropy_backward)},
 
   // --- indexing: gather, scatter_add, index_select, index_add, embedding (native/cpu/indexing.cpp)
-  {"gather", cpu::gather, nullptr},
-  {"scatter_add", cpu::scatter_add, nullptr},
-  {"index_select", cpu::index_select, nullptr},
-  {"index_add", cpu::index_add, nullptr},
-  {"embedding", cpu::embedding, nullptr},
-  {"embedding_backward", cpu::embedding_backward, nullptr},
+  {"gather", cpu::gather, TS_CUDA(cuda::gather)},
+  {"scatter_add", cpu::scatter_add, TS_CUDA(cuda::scatter_add)},
+  {"index_select", cpu::index_select, TS_CUDA(cuda::index_select)},
+  {"index_add", cpu::index_add, TS_CUDA(cuda::index_add)},
+  {"embedding", cpu::embedding, TS_CUDA(cuda::embedding)},
+  {"embedding_backward", cpu::embedding_backward, TS_CUDA(cuda::embedding_backward)},
 
   // --- optim: fused optimizer updates (native/cpu/optim.cpp)
-  {"adamw_step", cpu::adamw_step, nullptr},
-  {"sgd_step", cpu::sgd_step, nullptr},
-  {"lion_step", cpu::lion_step, nullptr},
-  {"sum_squares", cpu::sum_squares, nullptr},
+  {"adamw_step", cpu::adamw_step, TS_CUDA(cuda::adamw_step)},
+  {"sgd_step", cpu::sgd_step, TS_CUDA(cuda::sgd_step)},
+  {"lion_step", cpu::lion_step, TS_CUDA(cuda::lion_step)},
+  {"sum_squares", cpu::sum_squares, TS_CUDA(cuda::sum_squares)},
 
   // --- flash_attention: tiled attention with online softmax (native/cpu/flash_attention.cpp)
-  {"flash_attention", cpu::flash_attention, nullptr},
-  {"flash_attention_backward", cpu::flash_attention_backward, nullptr},
+  {"flash_attention", cpu::flash_attention, TS_CUDA(cuda::flash_attention)},
+  {"flash_attention_backward", cpu::flash_attention_backward, TS_CUDA(cuda::flash_attention_backward)},
 
   // --- contrastive: fused softmax/sigmoid contrastive losses (native/cpu/contrastive.cpp)
-  {"contrastive_softmax", cpu::contrastive_softmax, nullptr},
-  {"contrastive_softmax_backward", cpu::contrastive_softmax_backward, nullptr},
-  {"contrastive_sigmoid", cpu::contrastive_sigmoid, nullptr},
-  {"contrastive_sigmoid_backward", cpu::contrastive_sigmoid_backward, nullptr},
+  {"contrastive_softmax", cpu::contrastive_softmax, TS_CUDA(cuda::contrastive_softmax)},
+  {"contrastive_softmax_backward", cpu::contrastive_softmax_backward, TS_CUDA(cuda::contrastive_softmax_backward)},
+  {"contrastive_sigmoid", cpu::contrastive_sigmoid, TS_CUDA(cuda::contrastive_sigmoid)},
+  {"contrastive_sigmoid_backward", cpu::contrastive_sigmoid_backward, TS_CUDA(cuda::contrastive_sigmoid_backward)},
 
   // --- sinkhorn: log-domain Sinkhorn and OT (native/cpu/sinkhorn.cpp)
-  {"sinkhorn", cpu::sinkhorn, nullptr},
-  {"sinkhorn_plan", cpu::sinkhorn_plan, nullptr},
-  {"sinkhorn_grad_points", cpu::sinkhorn_grad_points, nullptr},
-  {"klot", cpu::klot, nullptr},
-  {"klot_backward", cpu::klot_backward, nullptr},
+  {"sinkhorn", cpu::sinkhorn, TS_CUDA(cuda::sinkhorn)},
+  {"sinkhorn_plan", cpu::sinkhorn_plan, TS_CUDA(cuda::sinkhorn_plan)},
+  {"sinkhorn_grad_points", cpu::sinkhorn_grad_points, TS_CUDA(cuda::sinkhorn_grad_points)},
+  {"klot", cpu::klot, TS_CUDA(cuda::klot)},
+  {"klot_backward", cpu::klot_backward, TS_CUDA(cuda::klot_backward)},
 
   // --- augment: batched image augmentations, per-image parameters (native/cpu/augment.cpp)
   {"augment_resized_crop", cpu::augment_resized_crop, nullptr},
