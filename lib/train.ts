@@ -82,6 +82,9 @@ export async function trainCommand(argv: string[], log: (s: string) => void = (s
   writePlots(run);
   const report = writeReport(run, {
     title: `${cfg.method} on ${cfg.data} (${cfg.model})`, config: persisted, rows: test.rows, split: 'test', seconds, steps: result.finalStep,
+    extra: Number.isFinite(result.bestScore)
+      ? `The table is the final model. Best validation mean R@1: ${(result.bestScore * 100).toFixed(1)}% (checkpoints/best.safetensors; \`tessera eval\` uses it by default).\n`
+      : '',
   });
   log(`\nTest split (${cfg['eval-size']} images), final model:\n\n${evalTable(test.rows)}\n`);
   log(`report: ${report}\nplots: ${path.join(run.dir, 'plots')}\ncheckpoints: ${run.checkpointDir}`);

@@ -6,7 +6,9 @@
 // Their "value v at index[i, j] is out of range ..." errors are re-raised as ArgumentErrors
 // under the op's public name. Each backward rule is the adjoint native kernel:
 //   gather      <-> scatter_add (into zeros)     indexSelect <-> index_add (into zeros)
-//   embedding   <-> embedding_backward (a deterministic, row-owning scatter-add)
+//   embedding   <-> embedding_backward (on the CPU a deterministic, row-owning scatter-add)
+// On CUDA the scatters (scatter_add, index_add, embedding_backward) use atomic adds: repeated
+// targets are summed in no fixed order, so float results can differ from run to run by rounding.
 // Outputs are freshly allocated and contiguous, as the kernels require; inputs may have any
 // strides (transposed, sliced, expanded), so nothing is copied to make them contiguous.
 
@@ -70,7 +72,8 @@ export function gather(x: Tensor, dim: number, index: Tensor): Tensor {
  * x with src added at the positions index names along dim (torch.scatter_add, out of place):
  * out = x.clone(); out[i][index[i][j][k]][k] += src[i][j][k] for dim = 1. index, src and x have
  * the same rank; index.size(d) <= src.size(d) for every d and <= x.size(d) for d != dim.
- * Repeated indices accumulate, in ascending order along dim (deterministic).
+ * Repeated indices accumulate, in ascending order along dim (deterministic on the CPU; on CUDA
+ * atomic adds sum them in no fixed order).
  */
 export function scatterAdd(x: Tensor, dim: number, index: Tensor, src: Tensor): Tensor {
   const op = 'scatterAdd';
@@ -147,7 +150,7 @@ export function indexSelect(x: Tensor, dim: number, index: Tensor): Tensor {
 /**
  * Rows of `weight` [V, D] picked by `ids` (int32, any shape): out has shape [...ids.shape, D]
  * (torch.nn.functional.embedding(ids, weight)). The gradient w.r.t. weight sums the output
- * gradient rows of every position holding an id (deterministically, whatever the thread count).
+ * gradient rows of every position holding an id (on the CPU deterministically, whatever the thread count; on CUDA by atomic adds).
  */
 export function embedding(weight: Tensor, ids: Tensor): Tensor {
   const op = 'embedding';

@@ -697,7 +697,8 @@ void flash_attention_backward(OpCall& c) {
       fa_bwd<T><<<grid_of(c, blocks), kTPB>>>(a);
       check_launch(c.op);
     }
-    // The scratch is freed when this scope ends; cudaFree waits for the kernels that use it.
+    // The scratch is freed when this scope ends: it goes back to the caching allocator, and any
+    // later reuse is ordered after these kernels because all work runs on the legacy default stream.
   };
   if (c.t(0).dtype == DType::F32) run(float{});
   else run(double{});

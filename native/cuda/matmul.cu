@@ -12,8 +12,9 @@
 // 1. float32, TF32 tensor cores (default): gemm_tf32<A_KMAJOR, B_KMAJOR, VEC, STAGES>.
 //    Block tile 128 x 128 x 32, 256 threads = 8 warps as 2 (M) x 4 (N), warp tile 64 x 32 = 4 x 4
 //    mma.sync.m16n8k8 tf32 tiles (64 float32 accumulators per thread). Operands go global -> shared
-//    with cp.async (no register staging) into a 2- or 3-stage ring (3 where the device lets a block
-//    have 108 KiB of shared memory: sm_80, sm_90; 2 stages / 72 KiB on sm_86 / sm_89), so the loads of
+//    with cp.async (no register staging) into a 2- or 3-stage ring (40 KiB a stage: 3 stages / 120 KiB
+//    where the device lets a block opt in to that much shared memory: sm_80, sm_90; 2 stages / 80 KiB
+//    on sm_86 / sm_89, whose opt-in limit is 99 KiB), so the loads of
 //    tile k+1 (k+2) overlap the MMAs of tile k. Each operand is kept in shared memory in the layout it
 //    has in global memory ("K-major": rows along M/N, K contiguous; or "M/N-major": rows along K),
 //    which is what lets cp.async copy it untransposed: A row-major or column-major, B row-major or

@@ -83,7 +83,10 @@ __device__ __forceinline__ void ms_merge(T& m, double& s, T m2, double s2) {
   if (M == neg_inf<T>()) {
     s = s + s2;  // both rows-so-far are all -inf (0) or NaN
   } else {
-    s = s * ::exp((double)m - (double)M) + s2 * ::exp((double)m2 - (double)M);
+    // Explicitly rounded products: with nvcc's default FMA contraction, a*b + c*d becomes
+    // fma(a, b, c*d) on one lane and fma(c, d, a*b) on its partner, which differ in the last bit,
+    // so the lanes of a warp would end up with different row sums.
+    s = __dmul_rn(s, ::exp((double)m - (double)M)) + __dmul_rn(s2, ::exp((double)m2 - (double)M));
   }
   m = M;
 }

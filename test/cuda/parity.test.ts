@@ -214,7 +214,7 @@ if (!usable) {
         return Float32Array.from([...t.toTypedArray(), ...o.toTypedArray()]);
       };
       assertSameBits(run('cuda'), run('cpu'), 'strided fill');
-      // arange on cuda goes through the host (there is no CUDA arange kernel)
+      // arange on cuda (native/cuda/copy.cu arange_kernel; integer steps: exact on both sides)
       assertParity(ts.arange(3, 50, 4, { device: 'cuda' }), ts.arange(3, 50, 4), 'arange on cuda');
       assertParity(ts.tensor([[1, 2], [3, 4]], { device: 'cuda', dtype: 'float64' }), ts.tensor([[1, 2], [3, 4]], { dtype: 'float64' }), 'tensor(data, cuda)');
     });

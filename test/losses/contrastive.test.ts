@@ -73,6 +73,9 @@ function refSoftmax(a: number[], b: number[], n: number, m: number, d: number, s
   const t = Math.exp(s);
   const L = logitsOf(a, b, n, m, d, t);
   const dL = new Float64Array(n * m);
+  // |terms| of dL before the softmax and the positive terms cancel: float32 gets dL (and so every
+  // gradient) only to ~eps32 of these magnitudes, which matters when the softmax saturates.
+  const dLMag = new Float64Array(n * m);
   const live = (i: number, j: number) => !(selfMask && i === j);
   let loss = 0;
   // rows: (o, q) = (i, j); columns: (o, q) = (j, i)
@@ -109,10 +112,12 @@ function refSoftmax(a: number[], b: number[], n: number, m: number, d: number, s
         const [i, j] = at(o, q);
         if (!live(i, j)) continue;
         dL[i * m + j] += (w / nv) * Math.exp(L[i * m + j] - lse);
+        dLMag[i * m + j] += (w / nv) * Math.exp(L[i * m + j] - lse);
       }
       for (const q of pos) {
         const [i, j] = at(o, q);
         dL[i * m + j] -= w / nv / pos.length;
+        dLMag[i * m + j] += w / nv / pos.length;
       }
     }
   };
@@ -121,12 +126,14 @@ function refSoftmax(a: number[], b: number[], n: number, m: number, d: number, s
   const [ga, gb] = chain(dL, a, b, n, m, d, t);
   let gs = 0;
   let gsMag = 0;
-  for (let k = 0; k < n * m; k++)
-    if (dL[k] !== 0) {
-      gs += dL[k] * L[k];
-      gsMag += Math.abs(dL[k] * L[k]);
-    }
-  return { loss, grads: [ga, gb, [gs]], mags: [0, 0, gsMag] };
+  for (let k = 0; k < n * m; k++) {
+    gs += dL[k] * L[k];
+    gsMag += dLMag[k] * Math.abs(L[k]);
+  }
+  // The same magnitudes for the embedding gradients: max over entries of t sum_j |dL terms| |b_j|.
+  const [maA, maB] = chain(dLMag, a.map(Math.abs), b.map(Math.abs), n, m, d, t);
+  const maxOf = (v: number[]) => v.reduce((acc, x) => Math.max(acc, x), 0);
+  return { loss, grads: [ga, gb, [gs]], mags: [maxOf(maA), maxOf(maB), gsMag] };
 }
 
 const softplus = (y: number) => (y > 0 ? y + Math.log1p(Math.exp(-y)) : Math.log1p(Math.exp(y)));
