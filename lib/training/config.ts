@@ -13,7 +13,7 @@ export interface OptionSpec {
   min?: number;
 }
 
-export const METHODS = ['clip', 'siglip'] as const;
+export const METHODS = ['clip', 'siglip', 'ito'] as const;
 export type MethodName = (typeof METHODS)[number];
 
 export const TRAIN_OPTIONS = {
@@ -38,6 +38,12 @@ export const TRAIN_OPTIONS = {
   'train-size': { kind: 'int', default: 20000, min: 16, help: 'training images (embedded world; Fashion-MNIST: the first N of its 60000)' },
   'context-length': { kind: 'int', default: 24, min: 4, help: 'text tokens per caption (with <bos>/<eos>)' },
   'vocab-size': { kind: 'int', default: 512, min: 300, help: 'BPE vocabulary size (trained on the data set text at the start of a run)' },
+  'ito-views': { kind: 'int', default: 2, min: 1, help: 'ito: augmented image views per sample per step (two-view recipe of lib/data/augment.ts)' },
+  'ito-captions': { kind: 'int', default: 2, min: 1, help: 'ito: true captions per sample per step (multiple alignment)' },
+  'fusion-weight': { kind: 'number', default: 0.5, min: 0, help: 'ito: weight lambda of the training-time fusion NT-Xent loss (0: multiple alignment only)' },
+  'fusion-layers': { kind: 'int', default: 1, min: 1, help: 'ito: transformer blocks of the training-time fusion module (discarded at inference)' },
+  'fusion-temperature': { kind: 'number', default: 0.1, min: 1e-4, help: 'ito: NT-Xent temperature of the fusion loss' },
+  'ito-augment': { kind: 'string', default: 'full', choices: ['full', 'crop'], help: "ito: image views: 'full' (crop, flip, colour jitter, grayscale) or 'crop' (crop + flip only)" },
   resume: { kind: 'boolean', default: false, help: 'continue the run in --out from its last checkpoint' },
   overwrite: { kind: 'boolean', default: false, help: 'replace an existing run in --out' },
   help: { kind: 'boolean', default: false, help: 'show this help' },

@@ -10,6 +10,7 @@ import { WorldPairs } from '../data/world_pairs';
 import { FashionPairs } from '../data/fashion_pairs';
 import { ArgumentError } from '../errors';
 import { ContrastiveMethod } from '../methods/clip';
+import { ItoMethod } from '../methods/ito';
 import { ModelPreset } from '../methods/dual_encoder';
 import { Method, TextTokenizer } from '../methods/method';
 import { TrainConfig } from './config';
@@ -45,6 +46,11 @@ export function buildMethod(cfg: TrainConfig, dataset: PairDataset, tok: BpeToke
     case 'clip':
     case 'siglip':
       return new ContrastiveMethod(cfg.method, ctx, cfg.model as ModelPreset);
+    case 'ito':
+      return new ItoMethod(ctx, cfg.model as ModelPreset, {
+        views: cfg['ito-views'], captions: cfg['ito-captions'], fusionWeight: cfg['fusion-weight'],
+        fusionLayers: cfg['fusion-layers'], fusionTemperature: cfg['fusion-temperature'], colorAugment: cfg['ito-augment'] === 'full',
+      });
     default:
       throw new ArgumentError(`unknown method '${String(cfg.method)}'`);
   }

@@ -31,7 +31,7 @@ test('bad options name the option and the accepted values', () => {
   assert.throws(() => parseTrainArgs(['clip', '--steps', '2.5']), /--steps: '2.5' is not an integer/);
   assert.throws(() => parseTrainArgs(['clip', '--model', 'huge']), /--model: 'huge' is not one of tiny, small, base/);
   assert.throws(() => parseTrainArgs(['clip', '--batch-size', '1']), /--batch-size: 1 is below the minimum 2/);
-  assert.throws(() => parseTrainArgs(['dino']), /unknown method 'dino': expected one of clip, siglip/);
+  assert.throws(() => parseTrainArgs(['dino']), /unknown method 'dino': expected one of clip, siglip, ito/);
   assert.throws(() => parseTrainArgs(['clip', '--stpes', '3']), /stpes.*see --help/);
   const cfg = parseTrainArgs(['siglip', '--lr', '3e-4']);
   assert.equal([cfg.method, cfg.lr, cfg.steps, cfg.out], ['siglip', 3e-4, 2000, path.join('runs', 'siglip-world-seed0')]);
