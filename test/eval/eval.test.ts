@@ -84,10 +84,10 @@ test('modality gap: 0 and chance separability for one cloud, large and separable
   assert.ok(same.gap < 1e-6, `${same.gap}`);
   assert.ok(Math.abs(same.pairedCosine - 1) < 1e-6);
   assert.ok(same.linearSeparability <= 0.6, `${same.linearSeparability}`);
-  const shift = ts.zeros([1, 16]).add(ts.tensor([[6, ...Array(15).fill(0)]]));
+  const shift = ts.zeros([1, 16]).add(ts.tensor([[10, ...Array(15).fill(0)]]));
   const moved = modalityGap(x, ts.randn([200, 16]).add(shift));
   assert.ok(moved.gap > 0.5, `${moved.gap}`);
-  assert.ok(moved.linearSeparability > 0.95, `${moved.linearSeparability}`);
+  assert.ok(moved.linearSeparability >= 0.97, `${moved.linearSeparability}`);
 });
 
 test('candidateAccuracy counts argmax hits and reports chance; bad targets are named', () => {
