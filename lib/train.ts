@@ -17,7 +17,8 @@ import { evalTable, writePlots, writeReport } from './training/report';
 
 /** Options that define the model and data: a resumed run must not change them. */
 const FIXED_ON_RESUME = ['method', 'data', 'model', 'seed', 'batch-size', 'image-size', 'train-size', 'context-length', 'vocab-size', 'lr', 'warmup', 'weight-decay', 'grad-clip', 'steps',
-  'ito-views', 'ito-captions', 'fusion-weight', 'fusion-layers', 'fusion-temperature', 'ito-augment'] as const;
+  'ito-views', 'ito-captions', 'fusion-weight', 'fusion-layers', 'fusion-temperature', 'ito-augment',
+  'pairs', 'klot-weight', 'pretrain-steps'] as const;
 
 export function parseTrainArgs(argv: string[]): TrainConfig {
   const specs = TRAIN_OPTIONS as Record<string, OptionSpec>;

@@ -13,7 +13,7 @@ export interface OptionSpec {
   min?: number;
 }
 
-export const METHODS = ['clip', 'siglip', 'ito'] as const;
+export const METHODS = ['clip', 'siglip', 'ito', 'sotalign'] as const;
 export type MethodName = (typeof METHODS)[number];
 
 export const TRAIN_OPTIONS = {
@@ -44,6 +44,9 @@ export const TRAIN_OPTIONS = {
   'fusion-layers': { kind: 'int', default: 1, min: 1, help: 'ito: transformer blocks of the training-time fusion module (discarded at inference)' },
   'fusion-temperature': { kind: 'number', default: 0.1, min: 1e-4, help: 'ito: NT-Xent temperature of the fusion loss' },
   'ito-augment': { kind: 'string', default: 'full', choices: ['full', 'crop'], help: "ito: image views: 'full' (crop, flip, colour jitter, grayscale) or 'crop' (crop + flip only)" },
+  pairs: { kind: 'int', default: 1000, min: 2, help: 'sotalign: paired training items (the first N, one caption each); every item is also used as an unpaired image and an unpaired caption' },
+  'klot-weight': { kind: 'number', default: 1, min: 0, help: 'sotalign: weight of the KLOT term on unpaired batches (0: heads trained on the pairs only)' },
+  'pretrain-steps': { kind: 'int', default: 800, min: 1, help: 'sotalign: self-supervised NT-Xent pretraining steps of each frozen encoder (batch 128)' },
   resume: { kind: 'boolean', default: false, help: 'continue the run in --out from its last checkpoint' },
   overwrite: { kind: 'boolean', default: false, help: 'replace an existing run in --out' },
   help: { kind: 'boolean', default: false, help: 'show this help' },

@@ -11,6 +11,7 @@ import { FashionPairs } from '../data/fashion_pairs';
 import { ArgumentError } from '../errors';
 import { ContrastiveMethod } from '../methods/clip';
 import { ItoMethod } from '../methods/ito';
+import { SotalignMethod } from '../methods/sotalign';
 import { ModelPreset } from '../methods/dual_encoder';
 import { Method, TextTokenizer } from '../methods/method';
 import { TrainConfig } from './config';
@@ -50,6 +51,11 @@ export function buildMethod(cfg: TrainConfig, dataset: PairDataset, tok: BpeToke
       return new ItoMethod(ctx, cfg.model as ModelPreset, {
         views: cfg['ito-views'], captions: cfg['ito-captions'], fusionWeight: cfg['fusion-weight'],
         fusionLayers: cfg['fusion-layers'], fusionTemperature: cfg['fusion-temperature'], colorAugment: cfg['ito-augment'] === 'full',
+      });
+    case 'sotalign':
+      return new SotalignMethod(ctx, {
+        preset: cfg.model as ModelPreset, nPairs: cfg.pairs, klotWeight: cfg['klot-weight'], pretrainSteps: cfg['pretrain-steps'],
+        log: (l) => console.log(`sotalign: ${l}`),
       });
     default:
       throw new ArgumentError(`unknown method '${String(cfg.method)}'`);

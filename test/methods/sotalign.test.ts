@@ -105,7 +105,7 @@ test('SotalignMethod: only the heads train; loss falls; KLOT finite >= 0; teache
   const frozenBefore = m.encoders.visual.parameters()[0].toTypedArray().slice();
   const opt = new ts.optim.AdamW(m.model.parameters(), { lr: 1e-2 });
   const idx = Array.from({ length: 32 }, (_, i) => i + 16);
-  const losses: number[] = [];
+  const losses: number[] = [], kls: number[] = [];
   for (let s = 0; s < 30; s++)
     ts.scope(() => {
       const l = m.trainingLoss(idx, 0);
@@ -120,8 +120,10 @@ test('SotalignMethod: only the heads train; loss falls; KLOT finite >= 0; teache
       opt.step();
       opt.zeroGrad();
       losses.push(l.item());
+      kls.push(m.logs().klot);
     });
   assert.ok(losses.every(Number.isFinite));
+  assert.ok(kls[kls.length - 1] < 0.8 * kls[0], `KLOT to the teacher falls: ${kls[0].toFixed(3)} -> ${kls[kls.length - 1].toFixed(3)}`);
   assert.ok(losses[losses.length - 1] < 0.8 * losses[0], `loss ${losses[0].toFixed(3)} -> ${losses[losses.length - 1].toFixed(3)}`);
   assert.equal(Array.from(m.encoders.visual.parameters()[0].toTypedArray()), Array.from(frozenBefore), 'the image encoder stays frozen');
   ts.scope(() => {
