@@ -12,13 +12,13 @@ import { TRAIN_OPTIONS, METHODS, TrainConfig, parseOptionValue, helpText, Option
 import { RunFolder } from './training/run_folder';
 import { buildDataset, buildMethod, runTokenizer } from './training/setup';
 import { trainLoop } from './training/loop';
-import { evaluateMethod } from './training/evaluate';
+import { evaluateComposed, evaluateMethod } from './training/evaluate';
 import { evalTable, writePlots, writeReport } from './training/report';
 
 /** Options that define the model and data: a resumed run must not change them. */
 const FIXED_ON_RESUME = ['method', 'data', 'model', 'seed', 'batch-size', 'image-size', 'train-size', 'context-length', 'vocab-size', 'lr', 'warmup', 'weight-decay', 'grad-clip', 'steps',
   'ito-views', 'ito-captions', 'fusion-weight', 'fusion-layers', 'fusion-temperature', 'ito-augment',
-  'pairs', 'klot-weight', 'pretrain-steps'] as const;
+  'pairs', 'klot-weight', 'pretrain-steps', 'vq-checkpoint', 'vq-patch'] as const;
 
 export function parseTrainArgs(argv: string[]): TrainConfig {
   const specs = TRAIN_OPTIONS as Record<string, OptionSpec>;
@@ -80,6 +80,7 @@ export async function trainCommand(argv: string[], log: (s: string) => void = (s
   }, { trainSize: dataset.trainSize, val }, { resume: cfg.resume, log });
   if (result.interrupted) return 130;
   const test = evaluateMethod(method, dataset.evalSplit('test', cfg['eval-size']));
+  test.rows.push(...evaluateComposed(method, dataset, 'test', cfg['eval-size']));
   const seconds = (Date.now() - t0) / 1000;
   writePlots(run);
   const report = writeReport(run, {

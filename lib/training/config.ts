@@ -13,7 +13,7 @@ export interface OptionSpec {
   min?: number;
 }
 
-export const METHODS = ['clip', 'siglip', 'ito', 'sotalign'] as const;
+export const METHODS = ['clip', 'siglip', 'ito', 'sotalign', 'fuselip'] as const;
 export type MethodName = (typeof METHODS)[number];
 
 export const TRAIN_OPTIONS = {
@@ -47,6 +47,8 @@ export const TRAIN_OPTIONS = {
   pairs: { kind: 'int', default: 1000, min: 2, help: 'sotalign: paired training items (the first N, one caption each); every item is also used as an unpaired image and an unpaired caption' },
   'klot-weight': { kind: 'number', default: 1, min: 0, help: 'sotalign: weight of the KLOT term on unpaired batches (0: heads trained on the pairs only)' },
   'pretrain-steps': { kind: 'int', default: 800, min: 1, help: 'sotalign: self-supervised NT-Xent pretraining steps of each frozen encoder (batch 128)' },
+  'vq-checkpoint': { kind: 'string', default: null, help: 'fuselip: frozen VQ-VAE image tokenizer (a saveVQVAE file); default: train one at the start on 4000 training images and keep it as <out>/vq.safetensors' },
+  'vq-patch': { kind: 'int', default: 8, min: 1, help: 'fuselip: VQ-VAE patch side when training the tokenizer (8: 16 tokens per 32 px image; 4: 64 tokens)' },
   resume: { kind: 'boolean', default: false, help: 'continue the run in --out from its last checkpoint' },
   overwrite: { kind: 'boolean', default: false, help: 'replace an existing run in --out' },
   help: { kind: 'boolean', default: false, help: 'show this help' },

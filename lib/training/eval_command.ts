@@ -12,7 +12,7 @@ import { BpeTokenizer } from '../data/bpe_tokenizer';
 import { TrainConfig } from './config';
 import { RunFolder } from './run_folder';
 import { buildDataset, buildMethod } from './setup';
-import { evaluateMethod } from './evaluate';
+import { evaluateComposed, evaluateMethod } from './evaluate';
 import { evalTable } from './report';
 
 export const EVAL_USAGE = `usage: tessera eval <run-folder> [options]
@@ -58,7 +58,7 @@ export function evalCommand(argv: string[], log: (s: string) => void = (s) => co
   const tokFile = path.join(run.dir, 'tokenizer.json');
   if (!fs.existsSync(tokFile)) throw new ArgumentError(`${tokFile} is missing: the run's tokenizer is needed to embed texts`);
   const dataset = buildDataset(cfg);
-  const method = buildMethod(cfg, dataset, BpeTokenizer.load(tokFile));
+  const method = buildMethod(cfg, dataset, BpeTokenizer.load(tokFile), run.dir, true);
   const ck = loadCheckpoint(file);
   try {
     method.model.loadStateDict(ck.model, { strict: true });
@@ -67,6 +67,7 @@ export function evalCommand(argv: string[], log: (s: string) => void = (s) => co
     for (const t of ck.optim.values()) t.dispose();
   }
   const res = evaluateMethod(method, dataset.evalSplit(split, size));
+  res.rows.push(...evaluateComposed(method, dataset, split, size));
   log(`${cfg.method} (${cfg.model}) from ${file} (step ${ck.step}), ${split} split, ${size} images:\n\n${evalTable(res.rows)}`);
   return 0;
 }

@@ -12,6 +12,9 @@ import { imageBatchToTensor, ImageBatch } from '../data/image_batch';
 import { EvalSplit } from '../data/pair_dataset';
 import { classEmbeddings, modalityGap, retrievalRecall, zeroShotAccuracy } from '../eval';
 import { Method } from '../methods/method';
+import { ComposedEncoder, composedEvaluation, lateFusion } from '../methods/composed_eval';
+import { PairDataset } from '../data/pair_dataset';
+import { WorldPairs } from '../data/world_pairs';
 
 export interface EvalRow {
   metric: string;
@@ -87,4 +90,28 @@ export function rowsToRecord(rows: EvalRow[]): Record<string, number> {
 
 export function metricKey(metric: string): string {
   return metric.replace(/->/g, '_').replace(/@/g, '').replace(/[^A-Za-z0-9]+/g, '_').replace(/^_|_$/g, '');
+}
+
+/**
+ * The multimodal tasks of the embedded world (FuseLIP's evaluation): text-guided transformation
+ * retrieval over 8 candidates and VQA as retrieval over the answer vocabulary. Methods without
+ * their own image+text encoder are scored by late fusion (sum of the normalised embeddings).
+ * Empty for data sets without these tasks.
+ */
+export function evaluateComposed(method: Method, dataset: PairDataset, split: 'val' | 'test', count: number): EvalRow[] {
+  if (!(dataset instanceof WorldPairs)) return [];
+  const own = typeof (method as Partial<ComposedEncoder>).encodeComposed === 'function';
+  const enc: ComposedEncoder = own ? (method as ComposedEncoder) : lateFusion(method);
+  const how = own ? '' : ' (late fusion)';
+  const wasTraining = method.model.training;
+  method.model.eval();
+  try {
+    const r = noGrad(() => composedEvaluation(enc, dataset.world, split, Math.min(count, 500)));
+    return [
+      { metric: `transformation retrieval, 8 candidates${how}`, value: r.transformation.accuracy, chance: r.transformation.chance },
+      { metric: `VQA as retrieval${how}`, value: r.vqa.accuracy, chance: r.vqa.chance },
+    ];
+  } finally {
+    method.model.train(wasTraining);
+  }
 }

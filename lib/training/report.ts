@@ -13,7 +13,7 @@ const num = (v: number) => (Number.isFinite(v) ? v.toFixed(3) : '—');
 export function evalTable(rows: EvalRow[]): string {
   const lines = ['| metric | value | chance |', '|---|---:|---:|'];
   for (const r of rows) {
-    const asPct = /R@|top-1|separability/.test(r.metric);
+    const asPct = /R@|top-1|separability|retrieval/.test(r.metric);
     lines.push(`| ${r.metric} | ${asPct ? pct(r.value) : num(r.value)} | ${asPct ? pct(r.chance) : num(r.chance)} |`);
   }
   return lines.join('\n');

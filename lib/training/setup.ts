@@ -12,6 +12,7 @@ import { ArgumentError } from '../errors';
 import { ContrastiveMethod } from '../methods/clip';
 import { ItoMethod } from '../methods/ito';
 import { SotalignMethod } from '../methods/sotalign';
+import { FuseLIP, loadOrTrainFuseTokenizer } from '../methods/fuselip';
 import { ModelPreset } from '../methods/dual_encoder';
 import { Method, TextTokenizer } from '../methods/method';
 import { TrainConfig } from './config';
@@ -41,7 +42,13 @@ export function methodTokenizer(tok: BpeTokenizer): TextTokenizer {
   };
 }
 
-export function buildMethod(cfg: TrainConfig, dataset: PairDataset, tok: BpeTokenizer): Method {
+/**
+ * The method of a run. `runDir` is the run folder (FuseLIP keeps its image tokenizer there);
+ * `mustExist` (evaluation) refuses to create missing artefacts such as that tokenizer.
+ */
+export function buildMethod(cfg: TrainConfig, dataset: PairDataset, tok: BpeTokenizer, runDir = cfg.out as string, mustExist = false): Method {
+  if (mustExist && cfg.method === 'fuselip' && cfg['vq-checkpoint'] === null && !fs.existsSync(path.join(runDir, 'vq.safetensors')))
+    throw new ArgumentError(`${path.join(runDir, 'vq.safetensors')} is missing: the run's image tokenizer is needed to evaluate fuselip`);
   const ctx = { dataset, tokenizer: methodTokenizer(tok), contextLength: cfg['context-length'], seed: cfg.seed };
   switch (cfg.method) {
     case 'clip':
@@ -57,6 +64,13 @@ export function buildMethod(cfg: TrainConfig, dataset: PairDataset, tok: BpeToke
         preset: cfg.model as ModelPreset, nPairs: cfg.pairs, klotWeight: cfg['klot-weight'], pretrainSteps: cfg['pretrain-steps'],
         log: (l) => console.log(`sotalign: ${l}`),
       });
+    case 'fuselip': {
+      const given = cfg['vq-checkpoint'];
+      if (given !== null && !fs.existsSync(given)) throw new ArgumentError(`--vq-checkpoint: ${given} does not exist`);
+      const vq = loadOrTrainFuseTokenizer(given ?? path.join(runDir, 'vq.safetensors'), dataset,
+        { patchSize: cfg['vq-patch'], seed: cfg.seed, log: (s) => console.log(s) });
+      return new FuseLIP(ctx, cfg.model as ModelPreset, { vq });
+    }
     default:
       throw new ArgumentError(`unknown method '${String(cfg.method)}'`);
   }
